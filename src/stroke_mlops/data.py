@@ -53,7 +53,9 @@ def read_raw_patients(raw: bytes, *, source: str = "input") -> pd.DataFrame:
     if "," not in header:
         delimiter = _guess_delimiter(header)
         hint = f" (it looks {delimiter!r}-separated)" if delimiter else ""
-        raise RawDataError(f"{source}: the header has no comma{hint}; expected comma-separated columns")
+        raise RawDataError(
+            f"{source}: the header has no comma{hint}; expected comma-separated columns"
+        )
     try:
         frame = pd.read_csv(
             io.StringIO(text),

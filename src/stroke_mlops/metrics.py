@@ -101,8 +101,12 @@ class OperatingPoint:
         return (1 + beta**2) * p * r / (beta**2 * p + r)
 
     def as_dict(self) -> dict[str, float]:
-        return {**asdict(self), "recall": self.recall, "precision": self.precision,
-                "f2": self.f_beta(2.0)}
+        return {
+            **asdict(self),
+            "recall": self.recall,
+            "precision": self.precision,
+            "f2": self.f_beta(2.0),
+        }
 
 
 def operating_point(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> OperatingPoint:
@@ -144,8 +148,9 @@ def bootstrap_intervals(
         precision = np.where(flagged > 0, tp / flagged, np.nan)
     tail = (1 - level) / 2 * 100
     return {
-        name: Interval(float(np.nanpercentile(values, tail)),
-                       float(np.nanpercentile(values, 100 - tail)))
+        name: Interval(
+            float(np.nanpercentile(values, tail)), float(np.nanpercentile(values, 100 - tail))
+        )
         for name, values in (("recall", recall), ("precision", precision))
     }
 
@@ -163,7 +168,9 @@ def _check(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
     y = np.asarray(y_true, dtype=np.int64)
     s = np.asarray(scores, dtype=np.float64)
     if y.shape != s.shape or y.ndim != 1:
-        raise ValueError(f"labels and scores must be 1-d and equally long; got {y.shape}, {s.shape}")
+        raise ValueError(
+            f"labels and scores must be 1-d and equally long; got {y.shape}, {s.shape}"
+        )
     if not set(np.unique(y)) <= {0, 1}:
         raise ValueError("labels must be 0 or 1")
     if y.sum() == 0 or y.sum() == len(y):

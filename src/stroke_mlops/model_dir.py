@@ -50,8 +50,15 @@ def sha256_file(path: Path) -> str:
 def library_versions() -> dict[str, str]:
     """Versions of what the model was built with; a server should run the same ones."""
     versions = {"python": platform.python_version()}
-    for dist in ("stroke-mlops", "scikit-learn", "xgboost-cpu", "xgboost", "numpy", "pandas",
-                 "joblib"):
+    for dist in (
+        "stroke-mlops",
+        "scikit-learn",
+        "xgboost-cpu",
+        "xgboost",
+        "numpy",
+        "pandas",
+        "joblib",
+    ):
         try:
             versions[dist] = importlib_metadata.version(dist)
         except importlib_metadata.PackageNotFoundError:
@@ -67,7 +74,11 @@ def git_revision() -> str:
         return revision
     try:
         done = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True,
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
             cwd=Path(__file__).parent,
         )
     except (OSError, subprocess.SubprocessError):
@@ -131,8 +142,9 @@ class VerifiedModelDir:
         """Deserialize the pipeline (only call on a verified directory: joblib runs code)."""
         model = joblib.load(self.model_path)
         if not isinstance(model, Pipeline):
-            raise ModelDirError(f"{self.model_path}: expected a sklearn Pipeline, "
-                                f"found {type(model).__name__}")
+            raise ModelDirError(
+                f"{self.model_path}: expected a sklearn Pipeline, found {type(model).__name__}"
+            )
         return model
 
 

@@ -58,9 +58,7 @@ CATEGORICAL_FEATURES: tuple[CategoricalFeature, ...] = (
         "work_type", ("Govt_job", "Never_worked", "Private", "Self-employed", "children")
     ),
     CategoricalFeature("Residence_type", ("Rural", "Urban")),
-    CategoricalFeature(
-        "smoking_status", ("Unknown", "formerly smoked", "never smoked", "smokes")
-    ),
+    CategoricalFeature("smoking_status", ("Unknown", "formerly smoked", "never smoked", "smokes")),
 )
 
 FEATURES: tuple[Feature, ...] = (*NUMERIC_FEATURES, *BINARY_FEATURES, *CATEGORICAL_FEATURES)

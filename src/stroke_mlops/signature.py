@@ -45,7 +45,9 @@ def _input_spec(feature: schema.Feature) -> dict[str, Any]:
     }
 
 
-def example_instances(frame: pd.DataFrame, *, count: int = 3, seed: int = 0) -> list[dict[str, Any]]:
+def example_instances(
+    frame: pd.DataFrame, *, count: int = 3, seed: int = 0
+) -> list[dict[str, Any]]:
     """A few rows as request instances: a stroke, a non-stroke, and one with a missing bmi."""
     picks: list[pd.Series] = []
     if schema.TARGET_COLUMN in frame:
@@ -83,10 +85,18 @@ def build_signature(examples: list[dict[str, Any]]) -> dict[str, Any]:
         "model_name": schema.MODEL_NAME,
         "inputs": [specs[name] for name in schema.FEATURE_COLUMNS],
         "outputs": [
-            {"name": "probability", "type": "number", "datatype": "FP64",
-             "description": "P(stroke) from the fitted pipeline"},
-            {"name": "decision", "type": "integer", "datatype": "INT64",
-             "description": "1 when probability >= the tuned threshold"},
+            {
+                "name": "probability",
+                "type": "number",
+                "datatype": "FP64",
+                "description": "P(stroke) from the fitted pipeline",
+            },
+            {
+                "name": "decision",
+                "type": "integer",
+                "datatype": "INT64",
+                "description": "1 when probability >= the tuned threshold",
+            },
         ],
         "examples": examples,
     }

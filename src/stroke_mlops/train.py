@@ -40,9 +40,7 @@ def build_preprocessor() -> ColumnTransformer:
     Categories come from the schema (not from the data), so the encoded layout is the same for
     every split and a category absent from training still has its column.
     """
-    numeric = Pipeline(
-        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
-    )
+    numeric = Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
     categorical = OneHotEncoder(
         categories=[list(f.categories) for f in schema.CATEGORICAL_FEATURES],
         handle_unknown="error",
@@ -181,8 +179,9 @@ def train_candidates(
         )[:, 1]
         result = CandidateResult(
             name=candidate.name,
-            best_params={k.removeprefix(f"{CLASSIFIER_STEP}__"): v
-                         for k, v in search.best_params_.items()},
+            best_params={
+                k.removeprefix(f"{CLASSIFIER_STEP}__"): v for k, v in search.best_params_.items()
+            },
             cv_average_precision=round(float(search.best_score_), 5),
             oof_average_precision=round(float(average_precision_score(target, oof)), 5),
             oof_roc_auc=round(float(roc_auc_score(target, oof)), 5),
@@ -191,13 +190,18 @@ def train_candidates(
         )
         log.info(
             "candidate %s: %s, CV PR AUC %.3f, OOF recall@precision>=%.2f %.3f (%.1fs)",
-            result.name, result.best_params, result.cv_average_precision, precision_floor,
-            result.oof_recall_at_precision, result.seconds,
+            result.name,
+            result.best_params,
+            result.cv_average_precision,
+            precision_floor,
+            result.oof_recall_at_precision,
+            result.seconds,
         )
         results.append(result)
         fitted[candidate.name] = (best, oof)
     chosen = max(results, key=lambda r: (r.oof_recall_at_precision, r.oof_average_precision))
     model, oof_scores = fitted[chosen.name]
     log.info("selected %s", chosen.name)
-    return TrainingResult(model=model, selected=chosen.name, candidates=results,
-                          oof_scores=oof_scores)
+    return TrainingResult(
+        model=model, selected=chosen.name, candidates=results, oof_scores=oof_scores
+    )

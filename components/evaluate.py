@@ -1,0 +1,46 @@
+from kfp import dsl
+from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from components._image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def evaluate(
+    model: Input[Model],
+    train_data: Input[Dataset],
+    validation_data: Input[Dataset],
+    test_data: Input[Dataset],
+    precision_floor: float,
+    threshold_margin: float,
+    seed: int,
+    evaluation: Output[Artifact],
+    metrics: Output[Metrics],
+    classification: Output[ClassificationMetrics],
+):
+    """Pick the threshold on held-out scores; measure on the test set; log for the KFP UI."""
+    from pathlib import Path
+
+    from stroke_mlops import steps
+    from stroke_mlops.evaluate import EvaluationConfig
+    from stroke_mlops.logs import configure_logging
+
+    configure_logging()
+    result = steps.evaluate_model(
+        Path(model.path),
+        train_path=Path(train_data.path),
+        validation_path=Path(validation_data.path),
+        test_path=Path(test_data.path),
+        config=EvaluationConfig(
+            precision_floor=precision_floor, threshold_margin=threshold_margin, seed=seed
+        ),
+        evaluation_path=Path(evaluation.path),
+    )
+    metrics.log_metric("threshold", round(result.threshold, 6))
+    for name in ("recall", "precision", "f2", "roc_auc", "pr_auc", "flagged_share"):
+        metrics.log_metric(f"test_{name}", round(float(result.test[name]), 6))
+    for name, interval in result.intervals.items():
+        metrics.log_metric(f"test_{name}_ci95_low", round(interval["low"], 6))
+        metrics.log_metric(f"test_{name}_ci95_high", round(interval["high"], 6))
+    roc = result.roc_curve
+    classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
+    classification.log_confusion_matrix(["no stroke", "stroke"], result.confusion_matrix)

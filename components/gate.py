@@ -1,0 +1,41 @@
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
+
+from components._image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def gate(
+    evaluation: Input[Artifact],
+    test_data: Input[Dataset],
+    store_uri: str,
+    min_recall: float,
+    min_precision: float,
+    min_roc_auc: float,
+    champion_tolerance: float,
+    report: Output[Markdown],
+) -> NamedTuple("GateResult", [("blessed", bool), ("reasons", str)]):  # type: ignore[valid-type]
+    """Named thresholds plus champion/challenger; the graph branches on ``blessed``."""
+    from pathlib import Path
+
+    from stroke_mlops import steps
+    from stroke_mlops.gate import GateThresholds
+    from stroke_mlops.logs import configure_logging
+
+    configure_logging()
+    decision = steps.gate_model(
+        Path(evaluation.path),
+        Path(test_data.path),
+        store_uri=store_uri,
+        thresholds=GateThresholds(
+            min_recall=min_recall,
+            min_precision=min_precision,
+            min_roc_auc=min_roc_auc,
+            champion_tolerance=champion_tolerance,
+        ),
+    )
+    Path(report.path).write_text("# Promotion gate\n\n" + decision.summary() + "\n")
+    report.metadata["blessed"] = decision.blessed
+    return (decision.blessed, decision.message())

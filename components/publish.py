@@ -1,0 +1,41 @@
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output
+
+from components._image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def publish(
+    model: Input[Model],
+    evaluation: Input[Artifact],
+    fingerprint: Input[Artifact],
+    train_data: Input[Dataset],
+    gate_reasons: str,
+    store_uri: str,
+    published_model: Output[Model],
+    model_card: Output[Markdown],
+) -> NamedTuple("Published", [("version", str), ("model_uri", str)]):  # type: ignore[valid-type]
+    """Write an immutable, verified model version to the store (the pointer does not move)."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from stroke_mlops import steps
+    from stroke_mlops.logs import configure_logging
+    from stroke_mlops.model_dir import MODEL_CARD_FILE
+
+    configure_logging()
+    version, model_uri = steps.publish(
+        Path(model.path),
+        evaluation_path=Path(evaluation.path),
+        fingerprint=json.loads(Path(fingerprint.path).read_text()),
+        train_path=Path(train_data.path),
+        gate_summary=gate_reasons,
+        store_uri=store_uri,
+        published_path=Path(published_model.path),
+    )
+    shutil.copyfile(Path(published_model.path) / MODEL_CARD_FILE, model_card.path)
+    published_model.metadata.update({"version": version, "uri": model_uri})
+    return (version, model_uri)

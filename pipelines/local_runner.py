@@ -1,0 +1,166 @@
+"""Run the pipeline here with ``kfp.local`` and summarise it: steps, times, metrics, model.
+
+``SubprocessRunner`` runs each component as a local process in this environment (no Docker);
+``DockerRunner`` runs each in the project image with host networking (see
+``stroke_mlops.local_docker``). Credentials for an ``s3://`` store come from this process's
+environment (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``): kfp.local
+ignores the Kubernetes platform config the cluster runner attaches.
+"""
+
+import io
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+from pipelines.stroke_pipeline import build_pipeline
+
+RunnerName = Literal["subprocess", "docker"]
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_STARTED = re.compile(r"Executing task '([^']+)'")
+_FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
+
+
+@dataclass
+class StepRecord:
+    name: str
+    status: str = "RUNNING"
+    seconds: float = 0.0
+    started: float = field(default=0.0, repr=False)
+
+
+class StepClock(io.TextIOBase):
+    """A stdout tee that times each task from kfp.local's own start/finish lines."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.steps: dict[str, StepRecord] = {}
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._observe(_ANSI.sub("", line))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def _observe(self, line: str) -> None:
+        now = time.perf_counter()
+        if match := _STARTED.search(line):
+            self.steps[match[1]] = StepRecord(match[1], started=now)
+        elif (match := _FINISHED.search(line)) and match[1] in self.steps:
+            step = self.steps[match[1]]
+            step.status, step.seconds = match[2], round(now - step.started, 2)
+
+
+@dataclass
+class LocalRunSummary:
+    succeeded: bool
+    seconds: float
+    steps: list[StepRecord]
+    run_dir: Path | None
+    error: str | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def render(self) -> str:
+        lines = [f"Pipeline {'SUCCEEDED' if self.succeeded else 'FAILED'} in {self.seconds:.1f} s"]
+        lines += [f"  {s.name:<22} {s.status:<8} {s.seconds:6.2f} s" for s in self.steps]
+        if self.error:
+            lines.append(f"Error: {self.error}")
+        evaluation = self.outputs.get("evaluation")
+        if evaluation:
+            t, ci = evaluation["test"], evaluation["intervals"]
+            lines += [
+                "Held-out test set (threshold chosen on out-of-fold + validation scores):",
+                f"  threshold {evaluation['threshold']:.4f}",
+                f"  recall    {t['recall']:.3f}  (95% CI {ci['recall']['low']:.3f}–"
+                f"{ci['recall']['high']:.3f})",
+                f"  precision {t['precision']:.3f}  (95% CI {ci['precision']['low']:.3f}–"
+                f"{ci['precision']['high']:.3f})",
+                f"  ROC AUC   {t['roc_auc']:.3f}   PR AUC {t['pr_auc']:.3f}   F2 {t['f2']:.3f}",
+            ]
+        if "gate" in self.outputs:
+            lines.append(f"Gate: {self.outputs['gate']}")
+        if "published" in self.outputs:
+            lines.append(f"Model: {self.outputs['published']}")
+        if self.run_dir:
+            lines.append(f"Artifacts: {self.run_dir}")
+        return "\n".join(lines)
+
+
+def absolute_uri(uri: str) -> str:
+    """Local paths become absolute (each component runs in its own working directory)."""
+    if "://" in uri:
+        return uri
+    return str(Path(uri).expanduser().resolve())
+
+
+def run_locally(
+    *,
+    data_uri: str,
+    store_uri: str,
+    arguments: dict[str, Any] | None = None,
+    runner: RunnerName = "subprocess",
+    pipeline_root: str = "local_outputs",
+    stream: TextIO | None = None,
+) -> LocalRunSummary:
+    """Run the whole pipeline with kfp.local; never raises for a failed step."""
+    from kfp import local
+
+    root = Path(pipeline_root).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    if runner == "docker":
+        from stroke_mlops.local_docker import host_network_docker_runner
+
+        local.init(runner=host_network_docker_runner(), pipeline_root=str(root))
+    else:
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
+    before = set(root.iterdir())
+    clock = StepClock(stream or sys.stdout)
+    started = time.perf_counter()
+    error: str | None = None
+    original_stdout = sys.stdout
+    sys.stdout = clock
+    try:
+        build_pipeline()(
+            data_uri=absolute_uri(data_uri), store_uri=absolute_uri(store_uri), **(arguments or {})
+        )
+    except RuntimeError as failure:  # kfp.local raises RuntimeError when a task fails
+        error = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
+    finally:
+        sys.stdout = original_stdout
+    seconds = round(time.perf_counter() - started, 2)
+    run_dirs = sorted(set(root.iterdir()) - before)
+    run_dir = run_dirs[-1] if run_dirs else None
+    return LocalRunSummary(
+        succeeded=error is None,
+        seconds=seconds,
+        steps=list(clock.steps.values()),
+        run_dir=run_dir,
+        error=error,
+        outputs=collect_outputs(run_dir) if run_dir else {},
+    )
+
+
+def collect_outputs(run_dir: Path) -> dict[str, Any]:
+    """Read what a person wants from a finished local run's artifact folders."""
+    outputs: dict[str, Any] = {}
+    evaluation = run_dir / "evaluate" / "evaluation"
+    if evaluation.is_file():
+        outputs["evaluation"] = json.loads(evaluation.read_text())
+    gate_report = run_dir / "gate" / "report"
+    if gate_report.is_file():
+        outputs["gate"] = " ".join(
+            line.strip("*- ") for line in gate_report.read_text().splitlines()[2:] if line
+        )
+    published = run_dir / "publish" / "published_model" / "metadata.json"
+    if published.is_file():
+        outputs["published"] = json.loads(published.read_text())["version"]
+    return outputs

@@ -1,0 +1,170 @@
+"""The stroke pipeline: a factory with explicit parameters; cluster wiring added by the runner.
+
+    ingest → validate_data → enforce_contract → preprocess → train → evaluate → gate
+        └─ if blessed: publish → promote
+
+Thresholds are pipeline parameters, so both branches of the gate are reachable from a run's
+arguments. ``build_pipeline(cluster=ClusterConfig(...))`` attaches the Kubernetes side
+(credentials Secret, endpoint, pull policy, resources, retries); ``build_pipeline()`` leaves
+it out for ``kfp.local``, which ignores platform config and takes credentials from the
+runner's environment.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kfp import dsl, kubernetes
+
+from components.evaluate import evaluate
+from components.gate import gate
+from components.ingest import ingest
+from components.preprocess import preprocess
+from components.promote import promote
+from components.publish import publish
+from components.train import train
+from components.validate_data import enforce_contract, validate_data
+
+PIPELINE_NAME = "stroke-mlops"
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """How the pipeline's pods reach MinIO and pull the image inside a cluster."""
+
+    s3_secret: str = "stroke-mlops-s3"  # keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+    s3_endpoint: str = "http://minio.stroke-mlops.svc.cluster.local:9000"
+    s3_region: str = "us-east-1"
+    image_pull_policy: str = "IfNotPresent"  # images are loaded into kind, not pulled
+    network_retries: int = 3
+
+
+def _with_s3(task: dsl.PipelineTask, cluster: ClusterConfig) -> None:
+    kubernetes.use_secret_as_env(
+        task,
+        secret_name=cluster.s3_secret,
+        secret_key_to_env={
+            "AWS_ACCESS_KEY_ID": "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY": "AWS_SECRET_ACCESS_KEY",
+        },
+    )
+    task.set_env_variable("AWS_ENDPOINT_URL", cluster.s3_endpoint)
+    task.set_env_variable("AWS_REGION", cluster.s3_region)
+    task.set_retry(num_retries=cluster.network_retries, backoff_duration="10s")
+
+
+def _sized(task: dsl.PipelineTask, cpu: str, memory: str) -> None:
+    task.set_cpu_request(cpu).set_cpu_limit(cpu).set_memory_request(memory)
+    task.set_memory_limit(memory)
+
+
+def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]:
+    """Return the pipeline function, wired for a cluster when ``cluster`` is given."""
+
+    def platform(
+        task: dsl.PipelineTask, *, s3: bool = False, cpu: str = "500m", memory: str = "1Gi"
+    ) -> dsl.PipelineTask:
+        if cluster is not None:
+            kubernetes.set_image_pull_policy(task, cluster.image_pull_policy)
+            _sized(task, cpu, memory)
+            if s3:
+                _with_s3(task, cluster)
+        return task
+
+    @dsl.pipeline(
+        name=PIPELINE_NAME,
+        description="Stroke risk: GX contract → preprocess → train (sklearn + XGBoost) → "
+        "threshold-gated evaluation → publish to MinIO → promote.",
+    )
+    def stroke_pipeline(
+        data_uri: str,
+        store_uri: str,
+        seed: int = 42,
+        validation_fraction: float = 0.2,
+        test_fraction: float = 0.2,
+        precision_floor: float = 0.15,
+        threshold_margin: float = 0.0,
+        min_recall: float = 0.75,
+        min_precision: float = 0.15,
+        min_roc_auc: float = 0.83,
+        champion_tolerance: float = 0.02,
+    ) -> None:
+        raw = platform(ingest(data_uri=data_uri).set_display_name("ingest"), s3=True)
+        contract = platform(validate_data(raw_data=raw.outputs["raw_data"]), memory="2Gi")
+        contract.set_display_name("validate data (Great Expectations)")
+        enforced = platform(
+            enforce_contract(
+                passed=contract.outputs["passed"], failures=contract.outputs["failures"]
+            ),
+            cpu="100m",
+            memory="256Mi",
+        ).set_display_name("enforce data contract")
+        split = platform(
+            preprocess(
+                raw_data=raw.outputs["raw_data"],
+                seed=seed,
+                validation_fraction=validation_fraction,
+                test_fraction=test_fraction,
+            )
+        ).after(enforced)
+        trained = platform(
+            train(
+                train_data=split.outputs["train_data"], seed=seed, precision_floor=precision_floor
+            ),
+            cpu="2",
+            memory="2Gi",
+        )
+        evaluated = platform(
+            evaluate(
+                model=trained.outputs["model"],
+                train_data=split.outputs["train_data"],
+                validation_data=split.outputs["validation_data"],
+                test_data=split.outputs["test_data"],
+                precision_floor=precision_floor,
+                threshold_margin=threshold_margin,
+                seed=seed,
+            )
+        )
+        decision = platform(
+            gate(
+                evaluation=evaluated.outputs["evaluation"],
+                test_data=split.outputs["test_data"],
+                store_uri=store_uri,
+                min_recall=min_recall,
+                min_precision=min_precision,
+                min_roc_auc=min_roc_auc,
+                champion_tolerance=champion_tolerance,
+            ),
+            s3=True,
+        )
+        # The champion is "whatever production is now": never reuse a cached gate.
+        decision.set_caching_options(False)
+        with dsl.If(decision.outputs["blessed"] == True, name="blessed"):  # noqa: E712
+            published = platform(
+                publish(
+                    model=trained.outputs["model"],
+                    evaluation=evaluated.outputs["evaluation"],
+                    fingerprint=split.outputs["fingerprint"],
+                    train_data=split.outputs["train_data"],
+                    gate_reasons=decision.outputs["reasons"],
+                    store_uri=store_uri,
+                ),
+                s3=True,
+            )
+            published.set_caching_options(False)
+            promoted = platform(
+                promote(store_uri=store_uri, version=published.outputs["version"]),
+                s3=True,
+                cpu="100m",
+                memory="256Mi",
+            )
+            promoted.set_caching_options(False)
+
+    return stroke_pipeline
+
+
+def compile_pipeline(output_path: str, cluster: ClusterConfig | None = None) -> None:
+    """Write the pipeline YAML (the IR a KFP cluster runs)."""
+    from kfp import compiler
+
+    compiler.Compiler().compile(build_pipeline(cluster), package_path=output_path)

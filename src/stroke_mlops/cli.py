@@ -1,0 +1,311 @@
+"""The ``stroke-mlops`` command. Each subcommand parses its options and calls the library.
+
+Exit codes: 0 success; 1 the check or run failed (contract broken, gate refused, step failed);
+2 bad input (unreadable file, bad option, missing configuration). Known errors are printed as
+one line on stderr, never as a traceback. Heavy imports (GX, kfp, kserve) happen inside the
+subcommand that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stroke_mlops import __version__
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with the user's input, reported as one line with exit code 2."""
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    from stroke_mlops.data import RawDataError
+    from stroke_mlops.model_dir import ModelDirError
+    from stroke_mlops.project import ProjectNotFoundError
+
+    known: list[type[BaseException]] = [
+        UsageError,
+        RawDataError,
+        ModelDirError,
+        ProjectNotFoundError,
+        FileNotFoundError,
+    ]
+    try:
+        from stroke_mlops.store import StoreError
+
+        known.append(StoreError)
+    except ImportError:  # pragma: no cover - store is part of the package
+        pass
+    return tuple(known)
+
+
+# --- validate / draft-suite -------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from stroke_mlops import contract
+    from stroke_mlops.data import read_raw_patients_file
+
+    frame = read_raw_patients_file(args.path)
+    report = contract.validate_patients(frame)
+    if args.html:
+        Path(args.html).write_text(report.to_html())
+        print(f"report written to {args.html}")
+    if report.success:
+        print(f"{args.path}: the data contract holds ({len(frame)} rows)")
+        return EXIT_OK
+    print(f"{args.path}: the data contract FAILED", file=sys.stderr)
+    print(report.to_text(), file=sys.stderr)
+    return EXIT_FAILED
+
+
+def cmd_draft_suite(args: argparse.Namespace) -> int:
+    from stroke_mlops import contract
+    from stroke_mlops.data import read_raw_patients_file
+
+    suite = contract.draft_suite(read_raw_patients_file(args.reference), margin=args.margin)
+    contract.write_suite(suite, Path(args.output))
+    print(f"draft suite written to {args.output}: review it, then commit it as the contract")
+    return EXIT_OK
+
+
+# --- compile / run / submit -------------------------------------------------------------
+
+
+def _pipeline_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "seed": args.seed,
+        "validation_fraction": args.validation_fraction,
+        "test_fraction": args.test_fraction,
+        "precision_floor": args.precision_floor,
+        "threshold_margin": args.threshold_margin,
+        "min_recall": args.min_recall,
+        "min_precision": args.min_precision,
+        "min_roc_auc": args.min_roc_auc,
+        "champion_tolerance": args.champion_tolerance,
+    }
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    from stroke_mlops.project import import_project_module
+
+    pipeline = import_project_module("pipelines.stroke_pipeline")
+    cluster = (
+        None
+        if args.local
+        else pipeline.ClusterConfig(s3_secret=args.s3_secret, s3_endpoint=args.s3_endpoint)
+    )
+    pipeline.compile_pipeline(args.output, cluster)
+    print(f"pipeline written to {args.output} ({'local' if args.local else 'cluster'} wiring)")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from stroke_mlops.logs import configure_logging
+    from stroke_mlops.project import import_project_module
+
+    configure_logging()
+    runner = import_project_module("pipelines.local_runner")
+    print(
+        f"Running the pipeline locally ({args.runner} runner): data {args.data}, "
+        f"store {args.store}",
+        flush=True,
+    )
+    summary = runner.run_locally(
+        data_uri=args.data,
+        store_uri=args.store,
+        arguments=_pipeline_arguments(args),
+        runner=args.runner,
+        pipeline_root=args.pipeline_root,
+    )
+    print("\n" + summary.render())
+    if args.summary_json:
+        Path(args.summary_json).write_text(
+            json.dumps(
+                {
+                    "succeeded": summary.succeeded,
+                    "seconds": summary.seconds,
+                    "steps": [vars(s) | {"started": None} for s in summary.steps],
+                    "error": summary.error,
+                    "outputs": summary.outputs,
+                },
+                indent=2,
+                default=str,
+            )
+        )
+    return EXIT_OK if summary.succeeded else EXIT_FAILED
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from stroke_mlops.project import import_project_module
+
+    cluster_runner = import_project_module("pipelines.cluster_runner")
+    run = cluster_runner.submit_run(
+        host=args.host,
+        data_uri=args.data,
+        store_uri=args.store,
+        experiment=args.experiment,
+        arguments=_pipeline_arguments(args),
+        run_name=args.run_name,
+    )
+    print(f"run {run.run_id} created in experiment {args.experiment!r}")
+    print(f"watch it at {run.url}")
+    return EXIT_OK
+
+
+# --- parser -------------------------------------------------------------------------------
+
+
+def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("pipeline parameters")
+    group.add_argument("--seed", type=int, default=42, help="split / CV / model seed (42)")
+    group.add_argument(
+        "--validation-fraction", type=float, default=0.2, help="share of rows for validation (0.2)"
+    )
+    group.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.2,
+        help="share of rows for the untouched test set (0.2)",
+    )
+    group.add_argument(
+        "--precision-floor",
+        type=float,
+        default=0.15,
+        help="the threshold is the highest recall at precision >= this (0.15)",
+    )
+    group.add_argument(
+        "--threshold-margin",
+        type=float,
+        default=0.0,
+        help="extra precision demanded when choosing the threshold (0.0)",
+    )
+    gate = parser.add_argument_group("promotion gate")
+    gate.add_argument("--min-recall", type=float, default=0.75, help="test recall needed (0.75)")
+    gate.add_argument(
+        "--min-precision", type=float, default=0.15, help="test precision needed (0.15)"
+    )
+    gate.add_argument("--min-roc-auc", type=float, default=0.83, help="test ROC AUC needed (0.83)")
+    gate.add_argument(
+        "--champion-tolerance",
+        type=float,
+        default=0.02,
+        help="how much worse than production a challenger may be (0.02)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stroke-mlops",
+        description="Stroke risk model: data contract, KFP pipeline, model store, KServe.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser(
+        "validate",
+        help="check a raw CSV against the data contract",
+        description="Exit 0 when the contract holds, 1 listing every "
+        "failed expectation, 2 when the file is not a readable CSV.",
+    )
+    validate.add_argument("path", help="the raw stroke CSV file")
+    validate.add_argument("--html", metavar="FILE", help="also write the HTML report here")
+    validate.set_defaults(handler=cmd_validate)
+
+    draft = commands.add_parser(
+        "draft-suite", help="draft an expectation suite from a reference file"
+    )
+    draft.add_argument("reference", help="a raw CSV that is known to be good")
+    draft.add_argument("--output", required=True, help="where to write the draft suite JSON")
+    draft.add_argument(
+        "--margin",
+        type=float,
+        default=0.1,
+        help="widen observed numeric ranges by this share of their span (0.1)",
+    )
+    draft.set_defaults(handler=cmd_draft_suite)
+
+    compile_ = commands.add_parser("compile", help="write the pipeline YAML a cluster runs")
+    compile_.add_argument("--output", required=True, help="the YAML file to write")
+    compile_.add_argument(
+        "--local",
+        action="store_true",
+        help="leave out the Kubernetes wiring (Secret, pull policy, resources)",
+    )
+    compile_.add_argument(
+        "--s3-secret",
+        default="stroke-mlops-s3",
+        help="Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
+    )
+    compile_.add_argument(
+        "--s3-endpoint",
+        default="http://minio.stroke-mlops.svc.cluster.local:9000",
+        help="MinIO endpoint as the pipeline pods see it",
+    )
+    compile_.set_defaults(handler=cmd_compile)
+
+    run = commands.add_parser(
+        "run",
+        help="run the whole pipeline locally (kfp.local)",
+        description="Compile and run the pipeline here. An s3:// store (MinIO) takes its endpoint "
+        "and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.",
+    )
+    run.add_argument(
+        "--data", required=True, help="raw CSV: a path, s3://bucket/key or https:// URL"
+    )
+    run.add_argument("--store", required=True, help="model store: a folder or s3://bucket/prefix")
+    run.add_argument(
+        "--runner",
+        choices=("subprocess", "docker"),
+        default="subprocess",
+        help="subprocess (this environment) or docker (the project image)",
+    )
+    run.add_argument(
+        "--pipeline-root",
+        default="local_outputs",
+        help="where kfp.local keeps each step's artifacts (local_outputs)",
+    )
+    run.add_argument("--summary-json", metavar="FILE", help="also write the run summary as JSON")
+    _add_pipeline_options(run)
+    run.set_defaults(handler=cmd_run)
+
+    submit = commands.add_parser("submit", help="create a run on a KFP cluster")
+    submit.add_argument(
+        "--host",
+        default="http://127.0.0.1:8888",
+        help="KFP API (e.g. a port-forward of ml-pipeline-ui)",
+    )
+    submit.add_argument(
+        "--data",
+        default="s3://stroke-mlops/data/healthcare-dataset-stroke-data.csv",
+        help="raw CSV URI as the pipeline pods see it",
+    )
+    submit.add_argument("--store", default="s3://stroke-mlops/models", help="model store URI")
+    submit.add_argument("--experiment", default="stroke-mlops", help="KFP experiment name")
+    submit.add_argument("--run-name", default=None, help="run name (default: timestamped)")
+    _add_pipeline_options(submit)
+    submit.set_defaults(handler=cmd_submit)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except _known_errors() as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

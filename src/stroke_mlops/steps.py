@@ -1,0 +1,304 @@
+"""The pipeline's steps as plain functions over files: what each KFP component calls.
+
+Each function takes input paths and parameters, writes its outputs to the paths it is given,
+and returns what the component reports as metadata or outputs. Nothing here imports KFP, so
+every step is tested and run without it.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import tempfile
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from stroke_mlops import data, evaluate, gate, model_dir, schema, signature, train
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = model_dir.MODEL_FILE
+TRAINING_SUMMARY_FILE = "training.json"
+OOF_SCORES_FILE = "oof_scores.npy"
+
+
+class DataContractError(RuntimeError):
+    """The raw data broke the data contract; the message lists every failure."""
+
+
+def ingest(data_uri: str, raw_path: Path) -> dict[str, Any]:
+    """Copy the raw CSV from a path, ``s3://`` (MinIO) or ``https://`` URI, byte for byte."""
+    from stroke_mlops.store import read_uri_bytes
+
+    raw = read_uri_bytes(data_uri)
+    raw_path.write_bytes(raw)
+    digest = data.sha256_bytes(raw)
+    log.info("ingested %s: %d bytes, sha256 %s", data_uri, len(raw), digest[:12])
+    return {"source": data_uri, "bytes": len(raw), "sha256": digest}
+
+
+def validate(raw_path: Path, report_path: Path) -> tuple[bool, str, dict[str, Any]]:
+    """Run the data contract; write the HTML report; return (passed, failures text, stats).
+
+    An unreadable file is a failed contract with its one-line reason, not an exception, so the
+    report is written either way.
+    """
+    from stroke_mlops import contract
+
+    try:
+        report = contract.validate_csv_bytes(raw_path.read_bytes(), source=raw_path.name)
+    except data.RawDataError as error:
+        report_path.write_text(_unreadable_report_html(str(error)))
+        return False, str(error), {}
+    report_path.write_text(report.to_html())
+    return report.success, ("" if report.success else report.to_text()), dict(report.statistics)
+
+
+def _unreadable_report_html(reason: str) -> str:
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Data contract: unreadable"
+        "</title></head><body style='font-family:sans-serif'><h1 style='color:#b00020'>"
+        "Data contract FAILED</h1><p>The file could not be read as CSV:</p>"
+        f"<pre>{html.escape(reason)}</pre></body></html>"
+    )
+
+
+def enforce_contract(passed: bool, failures: str) -> None:
+    """Stop the run before any training when the contract failed."""
+    if not passed:
+        raise DataContractError(f"the data contract failed:\n{failures}")
+
+
+def preprocess(
+    raw_path: Path,
+    *,
+    seed: int,
+    validation_fraction: float,
+    test_fraction: float,
+    train_path: Path,
+    validation_path: Path,
+    test_path: Path,
+) -> dict[str, Any]:
+    """Clean and split; write the parts as CSV; return the dataset fingerprint."""
+    raw = raw_path.read_bytes()
+    patients = data.clean_patients(data.read_raw_patients(raw, source=raw_path.name))
+    split = data.split_patients(
+        patients,
+        seed=seed,
+        fractions=data.SplitFractions(validation=validation_fraction, test=test_fraction),
+    )
+    for part, path in (
+        (split.train, train_path),
+        (split.validation, validation_path),
+        (split.test, test_path),
+    ):
+        write_part(part, path)
+    fingerprint = data.fingerprint_split(raw, split, seed=seed)
+    log.info("split: %s", json.dumps(fingerprint["parts"]))
+    return fingerprint
+
+
+def write_part(frame: pd.DataFrame, path: Path) -> None:
+    frame.to_csv(path, index=False)
+
+
+def read_part(path: Path) -> pd.DataFrame:
+    """Read a split written by write_part, with the cleaned dtypes (bmi may be missing)."""
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return data.clean_patients(frame)
+
+
+def train_model(
+    train_path: Path, model_path: Path, *, seed: int, precision_floor: float
+) -> dict[str, Any]:
+    """Search, select and fit; write the model directory (model, OOF scores, summary)."""
+    frame = read_part(train_path)
+    features, target = data.features_and_target(frame)
+    result = train.train_candidates(features, target, seed=seed, precision_floor=precision_floor)
+    model_path.mkdir(parents=True, exist_ok=True)
+    joblib.dump(result.model, model_path / MODEL_FILE, compress=3)
+    np.save(model_path / OOF_SCORES_FILE, result.oof_scores)
+    summary = result.summary()
+    (model_path / TRAINING_SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def load_trained(model_path: Path) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    model = joblib.load(model_path / MODEL_FILE)
+    oof = np.load(model_path / OOF_SCORES_FILE)
+    summary = json.loads((model_path / TRAINING_SUMMARY_FILE).read_text())
+    return model, oof, summary
+
+
+def evaluate_model(
+    model_path: Path,
+    *,
+    train_path: Path,
+    validation_path: Path,
+    test_path: Path,
+    config: evaluate.EvaluationConfig,
+    evaluation_path: Path,
+) -> evaluate.Evaluation:
+    """Threshold from pooled OOF + validation scores, metrics on the untouched test set."""
+    model, oof, _ = load_trained(model_path)
+    result = evaluate.evaluate_model(
+        model,
+        train=read_part(train_path),
+        oof_scores=oof,
+        validation=read_part(validation_path),
+        test=read_part(test_path),
+        config=config,
+    )
+    evaluation_path.write_text(result.to_json())
+    t = result.test
+    log.info(
+        "test: recall %.3f precision %.3f ROC AUC %.3f PR AUC %.3f at threshold %.4f",
+        t["recall"],
+        t["precision"],
+        t["roc_auc"],
+        t["pr_auc"],
+        result.threshold,
+    )
+    return result
+
+
+def score_champion(store_uri: str, test: pd.DataFrame) -> gate.ModelScore | None:
+    """The production model's metrics on this test set at its own threshold (None if none)."""
+    from stroke_mlops.store import open_store
+
+    store = open_store(store_uri)
+    pointer = store.production()
+    if pointer is None:
+        return None
+    with tempfile.TemporaryDirectory(prefix="champion-") as scratch:
+        local = store.download_version(pointer.version, Path(scratch) / "model")
+        verified = model_dir.verify_model_dir(local)
+        champion = verified.load_model()
+        y_test = test[schema.TARGET_COLUMN].to_numpy()
+        measured = evaluate.test_metrics(y_test, evaluate.score(champion, test), verified.threshold)
+    return gate.ModelScore(
+        version=pointer.version,
+        recall=measured["recall"],
+        precision=measured["precision"],
+        roc_auc=measured["roc_auc"],
+        pr_auc=measured["pr_auc"],
+    )
+
+
+def gate_model(
+    evaluation_path: Path,
+    test_path: Path,
+    *,
+    store_uri: str,
+    thresholds: gate.GateThresholds,
+) -> gate.GateDecision:
+    """Apply the thresholds and, when production has a model, the champion comparison."""
+    result = evaluate.Evaluation.from_json(evaluation_path.read_text())
+    challenger = gate.ModelScore(
+        version="challenger",
+        recall=result.test["recall"],
+        precision=result.test["precision"],
+        roc_auc=result.test["roc_auc"],
+        pr_auc=result.test["pr_auc"],
+    )
+    champion = score_champion(store_uri, read_part(test_path)) if store_uri else None
+    decision = gate.decide(challenger, thresholds, champion)
+    log.info("gate: %s", decision.message())
+    return decision
+
+
+def new_version(model_path: Path) -> str:
+    """A sortable, unique version name: UTC time plus the model file's hash prefix."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{model_dir.sha256_file(model_path / MODEL_FILE)[:8]}"
+
+
+def build_model_dir(
+    model_path: Path,
+    *,
+    evaluation_path: Path,
+    fingerprint: dict[str, Any],
+    train_path: Path,
+    gate_summary: str,
+    version: str,
+    destination: Path,
+) -> dict[str, Any]:
+    """Assemble the publishable model directory (model, signature, metadata, model card)."""
+    model, _, summary = load_trained(model_path)
+    result = evaluate.Evaluation.from_json(evaluation_path.read_text())
+    examples = signature.example_instances(read_part(train_path))
+    card = evaluate.render_model_card(
+        result,
+        version=version,
+        selected=summary["selected"],
+        training_summary=summary,
+        fingerprint=fingerprint,
+        gate_summary=gate_summary,
+    )
+    return model_dir.write_model_dir(
+        destination,
+        model=model,
+        signature=signature.build_signature(examples),
+        model_card=card,
+        metadata={
+            "version": version,
+            "model_name": schema.MODEL_NAME,
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "threshold": result.threshold,
+            "selected_model": summary["selected"],
+            "metrics": {
+                "test": result.test,
+                "intervals": result.intervals,
+                "threshold_choice": result.threshold_choice,
+            },
+            "fingerprint": fingerprint,
+            "evaluation_config": result.config,
+        },
+    )
+
+
+def publish(
+    model_path: Path,
+    *,
+    evaluation_path: Path,
+    fingerprint: dict[str, Any],
+    train_path: Path,
+    gate_summary: str,
+    store_uri: str,
+    published_path: Path,
+) -> tuple[str, str]:
+    """Write the version to the store (immutable, verified); returns (version, version URI).
+
+    The production pointer does not move here: promote does that after infra-validation.
+    """
+    from stroke_mlops.store import open_store
+
+    version = new_version(model_path)
+    build_model_dir(
+        model_path,
+        evaluation_path=evaluation_path,
+        fingerprint=fingerprint,
+        train_path=train_path,
+        gate_summary=gate_summary,
+        version=version,
+        destination=published_path,
+    )
+    published = open_store(store_uri).publish_version(published_path, version)
+    log.info("published %s to %s", version, published.uri)
+    return version, published.uri
+
+
+def promote(store_uri: str, version: str) -> dict[str, Any]:
+    """Move the production pointer to ``version`` (one small object, written last)."""
+    from stroke_mlops.store import open_store
+
+    pointer = open_store(store_uri).promote(version)
+    log.info("production is now %s", version)
+    return asdict(pointer) if hasattr(pointer, "__dataclass_fields__") else dict(vars(pointer))

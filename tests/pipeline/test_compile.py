@@ -1,0 +1,91 @@
+"""The compiled pipeline YAML: what a cluster runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipelines.stroke_pipeline import ClusterConfig, compile_pipeline
+from stroke_mlops.image import project_image
+
+S3_TASKS = {"ingest", "gate", "publish", "promote"}
+
+
+def _load_documents(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    docs = list(yaml.safe_load_all(path.read_text()))
+    spec = docs[0]
+    platform = docs[1] if len(docs) > 1 else {}
+    return spec, platform
+
+
+@pytest.fixture(scope="module")
+def cluster_yaml(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any]]:
+    path = tmp_path_factory.mktemp("compiled") / "pipeline.yaml"
+    compile_pipeline(str(path), ClusterConfig())
+    return _load_documents(path)
+
+
+def test_every_executor_runs_the_project_image(cluster_yaml: tuple[dict, dict]) -> None:
+    spec, _ = cluster_yaml
+    executors = spec["deploymentSpec"]["executors"]
+    assert len(executors) >= 9
+    images = {e["container"]["image"] for e in executors.values()}
+    assert images == {project_image()}
+    assert project_image().endswith(":0.1.0") or ":" in project_image()
+    for executor in executors.values():
+        command = " ".join(executor["container"]["command"])
+        assert "pip install" not in command  # install_kfp_package=False: the image has it all
+
+
+def test_s3_secret_and_endpoint_are_wired_where_needed(cluster_yaml: tuple[dict, dict]) -> None:
+    spec, platform = cluster_yaml
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    with_secret = {
+        name.removeprefix("exec-")
+        for name, cfg in executors.items()
+        if any(s["secretName"] == "stroke-mlops-s3" for s in cfg.get("secretAsEnv", []))
+    }
+    assert with_secret == S3_TASKS
+    for name in S3_TASKS:
+        container = spec["deploymentSpec"]["executors"][f"exec-{name}"]["container"]
+        env = {e["name"]: e["value"] for e in container.get("env", [])}
+        assert env["AWS_ENDPOINT_URL"].startswith("http://minio.stroke-mlops.svc")
+    assert all(cfg.get("imagePullPolicy") == "IfNotPresent" for cfg in executors.values())
+
+
+def test_gate_branch_guards_publish_and_promote(cluster_yaml: tuple[dict, dict]) -> None:
+    spec, _ = cluster_yaml
+    root_tasks = spec["root"]["dag"]["tasks"]
+    branch = next(t for name, t in root_tasks.items() if name.startswith("condition"))
+    condition = branch["triggerPolicy"]["condition"]
+    assert "pipelinechannel--gate-blessed" in condition and "== true" in condition
+    inner = spec["components"][branch["componentRef"]["name"]]["dag"]["tasks"]
+    assert {"publish", "promote"} <= set(inner)
+    assert root_tasks["gate"]["cachingOptions"] == {}  # caching off: champion is "now"
+
+
+def test_thresholds_are_pipeline_parameters(cluster_yaml: tuple[dict, dict]) -> None:
+    spec, _ = cluster_yaml
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    for name in (
+        "min_recall",
+        "min_precision",
+        "min_roc_auc",
+        "champion_tolerance",
+        "seed",
+        "precision_floor",
+        "data_uri",
+        "store_uri",
+    ):
+        assert name in params
+    assert params["min_precision"]["defaultValue"] == 0.15
+
+
+def test_local_compile_has_no_kubernetes_wiring(tmp_path: Path) -> None:
+    path = tmp_path / "local.yaml"
+    compile_pipeline(str(path))
+    _, platform = _load_documents(path)
+    assert platform == {}

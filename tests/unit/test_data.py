@@ -1,0 +1,85 @@
+"""Reading the raw file as distributed, cleaning, the split and fingerprints."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from stroke_mlops import data, schema
+
+HEADER = ",".join(schema.RAW_COLUMNS)
+ROW_A = "9046,Male,67,0,1,Yes,Private,Urban,228.69,36.6,formerly smoked,1"
+ROW_B = "51676,Female,61,0,0,Yes,Self-employed,Rural,202.21,N/A,never smoked,1"
+
+
+def test_reads_bom_crlf_and_na_as_distributed() -> None:
+    raw = ("\ufeff" + HEADER + "\r\n" + ROW_A + "\r\n" + ROW_B).encode()  # no final newline
+    frame = data.read_raw_patients(raw)
+    assert list(frame.columns) == list(schema.RAW_COLUMNS)  # BOM not glued to "id"
+    assert len(frame) == 2
+    assert frame["bmi"].isna().tolist() == [False, True]  # N/A -> NaN
+    assert frame.loc[0, "smoking_status"] == "formerly smoked"  # no stray \r
+
+
+def test_real_file_reads_exactly(real_csv_bytes: bytes) -> None:
+    frame = data.read_raw_patients(real_csv_bytes)
+    assert frame.shape == (5110, 12)
+    assert int(frame["bmi"].isna().sum()) == 201
+    assert int(frame["stroke"].sum()) == 249
+    assert data.sha256_bytes(real_csv_bytes).startswith("e35d3bacd7c3")
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (b"", "empty"),
+        (b"   \r\n", "empty"),
+        (bytes(range(256)) * 4, "not UTF-8"),
+        (HEADER.replace(",", ";").encode() + b"\n1;Male", "';'-separated"),
+        (b"\x00\x01id,gender\n", "NUL"),
+    ],
+)
+def test_unreadable_input_gets_one_line_reason(raw: bytes, expected: str) -> None:
+    with pytest.raises(data.RawDataError, match=expected) as caught:
+        data.read_raw_patients(raw, source="upload.csv")
+    assert "upload.csv" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_clean_drops_id_and_keeps_missing_bmi(real_patients: pd.DataFrame) -> None:
+    assert list(real_patients.columns) == [*schema.FEATURE_COLUMNS, schema.TARGET_COLUMN]
+    assert real_patients["bmi"].isna().sum() == 201
+    assert real_patients["hypertension"].dtype == "int64"
+    assert len(real_patients) == 5110
+
+
+def test_split_is_stratified_disjoint_and_reproducible(real_patients: pd.DataFrame) -> None:
+    first = data.split_patients(real_patients, seed=7)
+    again = data.split_patients(real_patients, seed=7)
+    other = data.split_patients(real_patients, seed=8)
+    for part in ("train", "validation", "test"):
+        pd.testing.assert_frame_equal(getattr(first, part), getattr(again, part))
+    assert data.sha256_frame(first.test) != data.sha256_frame(other.test)
+    sizes = {name: p["rows"] for name, p in first.summary().items()}
+    assert sizes == {"train": 3066, "validation": 1022, "test": 1022}
+    for counts in first.summary().values():  # stratified: every part keeps the ~4.87 % rate
+        assert counts["positive_rate"] == pytest.approx(249 / 5110, abs=0.003)
+    total = pd.concat([first.train, first.validation, first.test])
+    assert len(total) == len(real_patients)
+    assert int(total["stroke"].sum()) == 249
+
+
+def test_fingerprint_names_raw_bytes_and_split(
+    real_csv_bytes: bytes, real_patients: pd.DataFrame
+) -> None:
+    split = data.split_patients(real_patients, seed=1)
+    fingerprint = data.fingerprint_split(real_csv_bytes, split, seed=1)
+    assert fingerprint["raw_sha256"] == data.sha256_bytes(real_csv_bytes)
+    assert fingerprint["seed"] == 1
+    assert fingerprint["test_sha256"] == data.sha256_frame(split.test)
+    assert fingerprint["train_sha256"] != fingerprint["test_sha256"]
+
+
+def test_split_fractions_must_leave_training_rows() -> None:
+    with pytest.raises(ValueError, match="leave rows for training"):
+        data.SplitFractions(validation=0.5, test=0.5)

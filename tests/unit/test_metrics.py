@@ -1,0 +1,75 @@
+"""Threshold selection and metrics on hand-made scores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from stroke_mlops import metrics
+
+
+def test_threshold_takes_highest_recall_meeting_precision_floor() -> None:
+    # Scores descending; labels chosen so precision at each cut is easy to compute by hand.
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+    labels = np.array([1, 0, 1, 0, 0, 1, 0, 0, 0, 0])
+    # cut at 0.4 flags 6 rows with 3 strokes: recall 1.0, precision 0.5
+    choice = metrics.select_threshold(labels, scores, precision_floor=0.5, stability_window=0.0)
+    assert choice.threshold == pytest.approx(0.4)
+    assert choice.recall == 1.0
+    assert choice.precision == pytest.approx(0.5)
+    # demanding 0.6 leaves the cut at 0.7: 2 of 3 flagged are strokes, recall 2/3
+    strict = metrics.select_threshold(labels, scores, precision_floor=0.6, stability_window=0.0)
+    assert strict.threshold == pytest.approx(0.7)
+    assert strict.recall == pytest.approx(2 / 3)
+
+
+def test_a_precision_spike_is_not_chosen() -> None:
+    # Precision clears 0.5 only at the single cut 0.3 (5/10); just above it, it is 4/9.
+    scores = np.linspace(1.0, 0.01, 20)
+    labels = np.zeros(20, dtype=int)
+    labels[[0, 4, 6, 7, 9]] = 1
+    spike = metrics.select_threshold(labels, scores, precision_floor=0.5, stability_window=0.0)
+    plateau = metrics.select_threshold(labels, scores, precision_floor=0.5, stability_window=0.25)
+    assert spike.recall == 1.0
+    assert plateau.recall < spike.recall
+    assert plateau.threshold > spike.threshold
+
+
+def test_no_threshold_reaches_the_floor() -> None:
+    labels = np.array([0, 0, 0, 1])
+    scores = np.array([0.9, 0.8, 0.7, 0.1])
+    with pytest.raises(ValueError, match="no threshold reaches precision"):
+        metrics.select_threshold(labels, scores, precision_floor=0.5)
+    assert metrics.recall_at_precision(labels, scores, 0.5) == 0.0
+
+
+def test_operating_point_counts() -> None:
+    labels = np.array([1, 1, 0, 0, 1])
+    scores = np.array([0.9, 0.2, 0.8, 0.1, 0.5])
+    point = metrics.operating_point(labels, scores, 0.5)
+    assert (point.true_positives, point.false_positives) == (2, 1)
+    assert (point.true_negatives, point.false_negatives) == (1, 1)
+    assert point.recall == pytest.approx(2 / 3)
+    assert point.precision == pytest.approx(2 / 3)
+    assert point.f_beta(2.0) == pytest.approx(2 / 3)
+
+
+def test_bootstrap_interval_brackets_the_point_estimate() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    scores = np.clip(labels * 0.3 + rng.random(400) * 0.7, 0, 1)
+    point = metrics.operating_point(labels, scores, 0.5)
+    ci = metrics.bootstrap_intervals(labels, scores, 0.5, seed=1, resamples=300)
+    assert ci["recall"].low < point.recall < ci["recall"].high
+    assert ci["precision"].low < point.precision < ci["precision"].high
+    again = metrics.bootstrap_intervals(labels, scores, 0.5, seed=1, resamples=300)
+    assert again == ci  # reproducible from the seed
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [([0, 0, 0], "both classes"), ([0, 2, 1], "0 or 1")],
+)
+def test_bad_labels_are_refused(labels: list[int], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        metrics.ranking_metrics(np.array(labels), np.array([0.1, 0.2, 0.3]))

@@ -1,0 +1,115 @@
+"""Training candidates, selection, reproducibility, evaluation and the model card."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+
+from stroke_mlops import data, evaluate, train
+
+SMALL = (
+    train.Candidate(
+        "logistic_regression",
+        lambda seed, _: LogisticRegression(
+            class_weight="balanced", max_iter=2000, random_state=seed
+        ),
+        {"classifier__C": (0.1, 1.0)},
+    ),
+    train.Candidate(
+        "xgboost",
+        train.CANDIDATES[1].make_classifier,
+        {"classifier__max_depth": (2,), "classifier__n_estimators": (60,)},
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def split(real_patients: pd.DataFrame) -> data.PatientSplit:
+    return data.split_patients(real_patients, seed=3)
+
+
+@pytest.fixture(scope="module")
+def trained(split: data.PatientSplit) -> train.TrainingResult:
+    X, y = data.features_and_target(split.train)
+    return train.train_candidates(X, y, seed=3, precision_floor=0.15, folds=3, candidates=SMALL)
+
+
+def test_selects_a_fitted_pipeline_with_its_preprocessing(
+    trained: train.TrainingResult, split: data.PatientSplit
+) -> None:
+    assert trained.selected in {"logistic_regression", "xgboost"}
+    assert [name for name, _ in trained.model.steps] == ["preprocess", "classifier"]
+    chosen = next(c for c in trained.candidates if c.name == trained.selected)
+    best = max(
+        trained.candidates, key=lambda c: (c.oof_recall_at_precision, c.oof_average_precision)
+    )
+    assert chosen is best
+    # Serving sends raw fields (with a missing bmi) and gets a probability back.
+    X_test, _ = data.features_and_target(split.test)
+    raw_rows = X_test.head(5).copy()
+    raw_rows.loc[raw_rows.index[0], "bmi"] = np.nan
+    proba = trained.model.predict_proba(raw_rows)[:, 1]
+    assert proba.shape == (5,)
+    assert np.all((proba >= 0) & (proba <= 1))
+    assert len(trained.oof_scores) == len(split.train)
+
+
+def test_training_is_reproducible_from_the_seed(
+    trained: train.TrainingResult, split: data.PatientSplit
+) -> None:
+    X, y = data.features_and_target(split.train)
+    again = train.train_candidates(X, y, seed=3, precision_floor=0.15, folds=3, candidates=SMALL)
+    np.testing.assert_allclose(again.oof_scores, trained.oof_scores)
+    X_test, _ = data.features_and_target(split.test)
+    np.testing.assert_allclose(
+        again.model.predict_proba(X_test), trained.model.predict_proba(X_test)
+    )
+
+
+def test_too_few_strokes_is_a_clear_error(split: data.PatientSplit) -> None:
+    X, y = data.features_and_target(split.train)
+    y_few = np.zeros_like(y)
+    y_few[:2] = 1
+    with pytest.raises(ValueError, match="at least 5 strokes; got 2"):
+        train.train_candidates(X, y_few, seed=0, precision_floor=0.15, candidates=SMALL)
+
+
+def test_evaluation_is_consistent_and_the_card_says_so(
+    trained: train.TrainingResult, split: data.PatientSplit
+) -> None:
+    result = evaluate.evaluate_model(
+        trained.model,
+        train=split.train,
+        oof_scores=trained.oof_scores,
+        validation=split.validation,
+        test=split.test,
+        config=evaluate.EvaluationConfig(bootstrap_resamples=200, seed=3),
+    )
+    cm = np.array(result.confusion_matrix)
+    assert cm.sum() == len(split.test)
+    assert cm[1].sum() == int(split.test["stroke"].sum())
+    assert result.test["recall"] == pytest.approx(cm[1, 1] / cm[1].sum())
+    # The threshold was chosen on pooled train OOF + validation rows, not on the test set.
+    assert result.threshold_choice["rows"] == len(split.train) + len(split.validation)
+    assert result.threshold_choice["precision"] >= 0.15
+    assert (
+        result.intervals["recall"]["low"]
+        <= result.test["recall"]
+        <= result.intervals["recall"]["high"]
+    )
+    assert len(result.roc_curve["fpr"]) <= evaluate.ROC_POINTS
+    assert all(0.0 <= t <= 1.0 for t in result.roc_curve["thresholds"])
+    again = evaluate.Evaluation.from_json(result.to_json())
+    assert again.threshold == result.threshold
+    card = evaluate.render_model_card(
+        result,
+        version="v-test",
+        selected=trained.selected,
+        training_summary=trained.summary(),
+        fingerprint={"raw_sha256": "abc", "seed": 3, "parts": split.summary()},
+    )
+    assert "v-test" in card
+    assert f"{result.test['recall']:.3f}" in card
+    assert f"| **stroke** | {cm[1][0]} | {cm[1][1]} |" in card
