@@ -1,5 +1,3 @@
-from typing import NamedTuple
-
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
 
@@ -16,8 +14,12 @@ def gate(
     min_roc_auc: float,
     champion_tolerance: float,
     report: Output[Markdown],
-) -> NamedTuple("GateResult", [("blessed", bool), ("reasons", str)]):  # type: ignore[valid-type]
-    """Named thresholds plus champion/challenger; the graph branches on ``blessed``."""
+) -> bool:
+    """Named thresholds plus champion/challenger; the graph branches on the returned blessing.
+
+    The single ``bool`` output (rather than a NamedTuple) keeps ``dsl.If`` evaluable by
+    ``kfp.local`` too; every reason is in the Markdown report.
+    """
     from pathlib import Path
 
     from stroke_mlops import steps
@@ -37,5 +39,5 @@ def gate(
         ),
     )
     Path(report.path).write_text("# Promotion gate\n\n" + decision.summary() + "\n")
-    report.metadata["blessed"] = decision.blessed
-    return (decision.blessed, decision.message())
+    report.metadata.update({"blessed": decision.blessed, "reasons": decision.message()})
+    return decision.blessed

@@ -12,7 +12,7 @@ def publish(
     evaluation: Input[Artifact],
     fingerprint: Input[Artifact],
     train_data: Input[Dataset],
-    gate_reasons: str,
+    gate_report: Input[Markdown],
     store_uri: str,
     published_model: Output[Model],
     model_card: Output[Markdown],
@@ -32,7 +32,7 @@ def publish(
         evaluation_path=Path(evaluation.path),
         fingerprint=json.loads(Path(fingerprint.path).read_text()),
         train_path=Path(train_data.path),
-        gate_summary=gate_reasons,
+        gate_summary=Path(gate_report.path).read_text().split("\n", 2)[-1],
         store_uri=store_uri,
         published_path=Path(published_model.path),
     )

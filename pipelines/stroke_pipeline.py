@@ -139,14 +139,14 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
         )
         # The champion is "whatever production is now": never reuse a cached gate.
         decision.set_caching_options(False)
-        with dsl.If(decision.outputs["blessed"] == True, name="blessed"):  # noqa: E712
+        with dsl.If(decision.outputs["Output"] == True, name="blessed"):  # noqa: E712
             published = platform(
                 publish(
                     model=trained.outputs["model"],
                     evaluation=evaluated.outputs["evaluation"],
                     fingerprint=split.outputs["fingerprint"],
                     train_data=split.outputs["train_data"],
-                    gate_reasons=decision.outputs["reasons"],
+                    gate_report=decision.outputs["report"],
                     store_uri=store_uri,
                 ),
                 s3=True,

@@ -29,10 +29,6 @@ TRAINING_SUMMARY_FILE = "training.json"
 OOF_SCORES_FILE = "oof_scores.npy"
 
 
-class DataContractError(RuntimeError):
-    """The raw data broke the data contract; the message lists every failure."""
-
-
 def ingest(data_uri: str, raw_path: Path) -> dict[str, Any]:
     """Copy the raw CSV from a path, ``s3://`` (MinIO) or ``https://`` URI, byte for byte."""
     from stroke_mlops.store import read_uri_bytes
@@ -68,12 +64,6 @@ def _unreadable_report_html(reason: str) -> str:
         "Data contract FAILED</h1><p>The file could not be read as CSV:</p>"
         f"<pre>{html.escape(reason)}</pre></body></html>"
     )
-
-
-def enforce_contract(passed: bool, failures: str) -> None:
-    """Stop the run before any training when the contract failed."""
-    if not passed:
-        raise DataContractError(f"the data contract failed:\n{failures}")
 
 
 def preprocess(

@@ -61,7 +61,7 @@ def test_gate_branch_guards_publish_and_promote(cluster_yaml: tuple[dict, dict])
     root_tasks = spec["root"]["dag"]["tasks"]
     branch = next(t for name, t in root_tasks.items() if name.startswith("condition"))
     condition = branch["triggerPolicy"]["condition"]
-    assert "pipelinechannel--gate-blessed" in condition and "== true" in condition
+    assert "pipelinechannel--gate-Output" in condition and "== true" in condition
     inner = spec["components"][branch["componentRef"]["name"]]["dag"]["tasks"]
     assert {"publish", "promote"} <= set(inner)
     assert root_tasks["gate"]["cachingOptions"] == {}  # caching off: champion is "now"

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from stroke_mlops.gate import GateThresholds, ModelScore, decide
+from stroke_mlops.gate import (
+    DataContractError,
+    GateThresholds,
+    ModelScore,
+    decide,
+    enforce_contract,
+)
 
 GOOD = ModelScore("challenger", recall=0.80, precision=0.16, roc_auc=0.85, pr_auc=0.25)
 
@@ -44,3 +50,12 @@ def test_challenger_within_tolerance_of_champion_is_blessed() -> None:
 def test_thresholds_outside_unit_interval_are_refused() -> None:
     with pytest.raises(ValueError, match="min_recall"):
         GateThresholds(min_recall=1.5)
+
+
+def test_data_gate_stops_with_every_failure_in_the_message() -> None:
+    enforce_contract(True, "")
+    failures = "age: expected numbers, got 'abc' (row 3)\ngender: expected one of Female, Male"
+    with pytest.raises(DataContractError) as caught:
+        enforce_contract(False, failures)
+    assert "row 3" in str(caught.value)
+    assert "gender" in str(caught.value)
