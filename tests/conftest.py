@@ -10,6 +10,8 @@ import pytest
 
 from stroke_mlops import data
 
+pytest_plugins = ["tests.s3_server"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT / "data" / "raw" / "healthcare-dataset-stroke-data.csv"
 

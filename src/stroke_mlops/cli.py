@@ -49,11 +49,11 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from stroke_mlops import contract
+    import stroke_mlops.contract as contract
     from stroke_mlops.data import read_raw_patients_file
 
     frame = read_raw_patients_file(args.path)
-    report = contract.validate_patients(frame)
+    report = contract.validate_patients(frame, source=str(args.path))
     if args.html:
         Path(args.html).write_text(report.to_html())
         print(f"report written to {args.html}")
@@ -66,10 +66,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_draft_suite(args: argparse.Namespace) -> int:
-    from stroke_mlops import contract
+    import stroke_mlops.contract as contract
     from stroke_mlops.data import read_raw_patients_file
 
-    suite = contract.draft_suite(read_raw_patients_file(args.reference), margin=args.margin)
+    reference = Path(args.reference)
+    suite = contract.draft_suite(
+        read_raw_patients_file(reference), margin=args.margin, source=reference.name
+    )
     contract.write_suite(suite, Path(args.output))
     print(f"draft suite written to {args.output}: review it, then commit it as the contract")
     return EXIT_OK

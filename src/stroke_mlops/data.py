@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from stroke_mlops import schema
 
@@ -142,6 +141,8 @@ def split_patients(
     patients: pd.DataFrame, *, seed: int, fractions: SplitFractions | None = None
 ) -> PatientSplit:
     """Split into train / validation / test, stratified on the target, reproducible from seed."""
+    from sklearn.model_selection import train_test_split
+
     fractions = fractions or SplitFractions()
     target = patients[schema.TARGET_COLUMN]
     rest, test = train_test_split(

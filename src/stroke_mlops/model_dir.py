@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import subprocess
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import joblib
-from sklearn.pipeline import Pipeline
+if TYPE_CHECKING:  # joblib and sklearn load only when a model is written or read
+    from sklearn.pipeline import Pipeline
 
 MODEL_FILE = "model.joblib"
 SIGNATURE_FILE = "signature.json"
@@ -67,9 +68,7 @@ def library_versions() -> dict[str, str]:
 
 
 def git_revision() -> str:
-    """The source revision: $GIT_REVISION (set in images), else ``git rev-parse``, else unknown."""
-    import os
-
+    """$STROKE_MLOPS_GIT_REVISION (set in images), else ``git rev-parse HEAD``, else unknown."""
     if revision := os.environ.get("STROKE_MLOPS_GIT_REVISION"):
         return revision
     try:
@@ -95,6 +94,8 @@ def write_model_dir(
     metadata: dict[str, Any],
 ) -> dict[str, Any]:
     """Write a complete model directory; returns the metadata written (with checksums)."""
+    import joblib
+
     directory.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, directory / MODEL_FILE, compress=3)
     (directory / SIGNATURE_FILE).write_text(json.dumps(signature, indent=2) + "\n")
@@ -140,6 +141,9 @@ class VerifiedModelDir:
 
     def load_model(self) -> Pipeline:
         """Deserialize the pipeline (only call on a verified directory: joblib runs code)."""
+        import joblib
+        from sklearn.pipeline import Pipeline
+
         model = joblib.load(self.model_path)
         if not isinstance(model, Pipeline):
             raise ModelDirError(

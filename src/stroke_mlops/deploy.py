@@ -1,0 +1,529 @@
+"""KServe objects for the stroke model and an in-cluster apply that never crashes a run.
+
+``build_serving_runtime`` and ``build_inference_service`` return the kserve SDK's typed models;
+``render_yaml`` turns them into the manifests a user can read, commit or ``kubectl apply``;
+``apply_objects`` creates or replaces them through the Kubernetes API only when it runs inside a
+cluster, and otherwise says why it did not ("emitted, not applied: ...").
+
+The kserve SDK takes about a second to import, so it is imported where it is used: importing this
+module stays cheap for the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import yaml
+
+if TYPE_CHECKING:
+    from kserve.models.v1alpha1_serving_runtime import V1alpha1ServingRuntime
+    from kserve.models.v1beta1_inference_service import V1beta1InferenceService
+    from kubernetes.client import ApiClient, CustomObjectsApi
+
+# Names shared with manifests/, the pipeline and the docs: change them together.
+NAMESPACE = "stroke-mlops"
+INFERENCE_SERVICE_NAME = "stroke"
+SERVING_RUNTIME_NAME = "stroke-mlops-runtime"
+PREDICTOR_SERVICE_ACCOUNT = "stroke-predictor"
+MODEL_FORMAT = "stroke-mlops"
+MODEL_FORMAT_VERSION = "1"
+MODEL_MOUNT_PATH = "/mnt/models"  # where KServe's storage initializer puts storageUri
+HTTP_PORT = 8080
+PREDICTOR_CONTAINER_NAME = "kserve-container"
+SERVE_ARGS = ("stroke-mlops", "serve", "--model-uri", MODEL_MOUNT_PATH, "--port", str(HTTP_PORT))
+DEFAULT_CANARY_NAME = "candidate"
+
+KSERVE_GROUP = "serving.kserve.io"
+INFERENCE_SERVICE_API_VERSION = f"{KSERVE_GROUP}/v1beta1"
+SERVING_RUNTIME_API_VERSION = f"{KSERVE_GROUP}/v1alpha1"
+DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+DEPLOYMENT_MODE = "Standard"  # plain Deployment + Service: no Knative, no Istio
+MODEL_VERSION_ANNOTATION = "stroke-mlops/model-version"
+PART_OF_LABEL = {"app.kubernetes.io/part-of": "stroke-mlops"}
+
+# Schemes KServe's storage initializer can download from.
+STORAGE_URI_SCHEMES = ("s3", "gs", "pvc", "file", "https", "http", "hdfs", "webhdfs", "oci", "hf")
+
+# Custom resources apply_objects knows how to address (group, kind) -> plural.
+_PLURALS = {
+    (KSERVE_GROUP, "InferenceService"): "inferenceservices",
+    (KSERVE_GROUP, "ServingRuntime"): "servingruntimes",
+}
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_REQUEST_TIMEOUT_SECONDS = 30
+
+
+class DeployConfigError(ValueError):
+    """A deploy setting (name, URI, percentage, resources) is not usable; the message says why."""
+
+
+@dataclass(frozen=True)
+class Resources:
+    """CPU and memory for one predictor container, as Kubernetes quantities."""
+
+    cpu_request: str = "100m"
+    memory_request: str = "512Mi"
+    cpu_limit: str = "1"
+    memory_limit: str = "1Gi"
+
+
+# Sized for a laptop kind/minikube cluster: the model and the server fit in well under 512 MiB.
+KIND_RESOURCES = Resources()
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What ``apply_objects`` did.
+
+    ``applied`` is True only when every object was created or replaced. ``message`` is one line for
+    logs and the KFP UI; ``actions`` lists what happened per object (e.g. "created
+    InferenceService stroke-mlops/stroke"), including those done before a failure.
+    """
+
+    applied: bool
+    message: str
+    actions: tuple[str, ...] = ()
+
+
+def validate_storage_uri(storage_uri: str) -> str:
+    """Return ``storage_uri`` if KServe can download from it, else raise ``DeployConfigError``.
+
+    ``storageUri`` names a model directory (``s3://stroke-mlops/models/stroke/versions/<v>/``).
+    """
+    allowed = ", ".join(f"{scheme}://" for scheme in STORAGE_URI_SCHEMES)
+    if not isinstance(storage_uri, str) or not storage_uri.strip():
+        raise DeployConfigError(f"storage URI is empty; expected a URI starting with {allowed}")
+    if storage_uri != storage_uri.strip() or any(ch.isspace() for ch in storage_uri):
+        raise DeployConfigError(f"storage URI {storage_uri!r} contains whitespace")
+    parts = urlsplit(storage_uri)
+    if not parts.scheme or "://" not in storage_uri:
+        raise DeployConfigError(
+            f"storage URI {storage_uri!r} has no scheme; expected one of {allowed}"
+        )
+    if parts.scheme not in STORAGE_URI_SCHEMES:
+        raise DeployConfigError(
+            f"storage URI {storage_uri!r} uses unsupported scheme {parts.scheme + '://'!r}; "
+            f"expected one of {allowed}"
+        )
+    if parts.scheme == "file":
+        if not parts.path.strip("/"):
+            raise DeployConfigError(f"storage URI {storage_uri!r} names no directory")
+    elif not parts.netloc:
+        what = {"s3": "bucket", "gs": "bucket", "pvc": "PersistentVolumeClaim"}.get(
+            parts.scheme, "host"
+        )
+        raise DeployConfigError(f"storage URI {storage_uri!r} names no {what}")
+    return storage_uri
+
+
+def _check_dns_label(value: str, what: str) -> str:
+    if not isinstance(value, str) or not _DNS_LABEL.match(value):
+        raise DeployConfigError(
+            f"{what} {value!r} is not a valid Kubernetes name: expected at most 63 lowercase "
+            "letters, digits or '-', starting with a letter and ending with a letter or digit"
+        )
+    return value
+
+
+def _check_canary_percent(percent: int) -> int:
+    if isinstance(percent, bool) or not isinstance(percent, int):
+        raise DeployConfigError(
+            f"canary_traffic_percent must be a whole number from 0 to 100, got {percent!r}"
+        )
+    if not 0 <= percent <= 100:
+        raise DeployConfigError(
+            f"canary_traffic_percent must be from 0 to 100 (0 = dark launch), got {percent}"
+        )
+    return percent
+
+
+def _resource_requirements(resources: Resources) -> Any:
+    from kubernetes.client import V1ResourceRequirements
+
+    return V1ResourceRequirements(
+        requests={"cpu": resources.cpu_request, "memory": resources.memory_request},
+        limits={"cpu": resources.cpu_limit, "memory": resources.memory_limit},
+    )
+
+
+def build_serving_runtime(
+    image: str,
+    *,
+    name: str = SERVING_RUNTIME_NAME,
+    namespace: str = NAMESPACE,
+    resources: Resources = KIND_RESOURCES,
+    image_pull_policy: str = "IfNotPresent",
+) -> V1alpha1ServingRuntime:
+    """The namespaced ServingRuntime that serves model format ``stroke-mlops`` v1 from our image.
+
+    The runtime runs ``stroke-mlops serve`` from the same image as the pipeline (no version skew
+    between training and serving); KServe's storage initializer downloads ``storageUri`` to
+    ``/mnt/models`` first. ``IfNotPresent`` suits images loaded into kind/minikube.
+    """
+    from kserve.models.v1alpha1_serving_runtime import V1alpha1ServingRuntime
+    from kserve.models.v1alpha1_serving_runtime_spec import V1alpha1ServingRuntimeSpec
+    from kserve.models.v1alpha1_supported_model_format import V1alpha1SupportedModelFormat
+    from kubernetes.client import (
+        V1Capabilities,
+        V1Container,
+        V1ContainerPort,
+        V1ObjectMeta,
+        V1SecurityContext,
+    )
+
+    if not isinstance(image, str) or not image.strip() or any(ch.isspace() for ch in image):
+        raise DeployConfigError(f"image {image!r} is not a container image reference")
+    if image_pull_policy not in ("Always", "IfNotPresent", "Never"):
+        raise DeployConfigError(
+            f"image_pull_policy {image_pull_policy!r} must be Always, IfNotPresent or Never"
+        )
+    container = V1Container(
+        name=PREDICTOR_CONTAINER_NAME,
+        image=image,
+        image_pull_policy=image_pull_policy,
+        args=list(SERVE_ARGS),
+        ports=[V1ContainerPort(container_port=HTTP_PORT, protocol="TCP")],
+        resources=_resource_requirements(resources),
+        # The image runs as uid 1000 (numeric USER), so runAsNonRoot can be checked.
+        security_context=V1SecurityContext(
+            run_as_non_root=True,
+            allow_privilege_escalation=False,
+            capabilities=V1Capabilities(drop=["ALL"]),
+        ),
+    )
+    return V1alpha1ServingRuntime(
+        api_version=SERVING_RUNTIME_API_VERSION,
+        kind="ServingRuntime",
+        metadata=V1ObjectMeta(
+            name=_check_dns_label(name, "ServingRuntime name"),
+            namespace=_check_dns_label(namespace, "namespace"),
+            labels=dict(PART_OF_LABEL),
+        ),
+        spec=V1alpha1ServingRuntimeSpec(
+            supported_model_formats=[
+                V1alpha1SupportedModelFormat(
+                    name=MODEL_FORMAT, version=MODEL_FORMAT_VERSION, auto_select=True, priority=1
+                )
+            ],
+            protocol_versions=["v1", "v2"],
+            containers=[container],
+        ),
+    )
+
+
+def _predictor(
+    storage_uri: str,
+    *,
+    runtime: str,
+    resources: Resources,
+    service_account: str | None,
+    name: str | None = None,
+) -> Any:
+    from kserve.models.v1beta1_model_format import V1beta1ModelFormat
+    from kserve.models.v1beta1_model_spec import V1beta1ModelSpec
+    from kserve.models.v1beta1_predictor_spec import V1beta1PredictorSpec
+
+    return V1beta1PredictorSpec(
+        name=name,
+        service_account_name=service_account,
+        model=V1beta1ModelSpec(
+            # KServe's own default container name; the CRD requires it in a canary predictor.
+            name=PREDICTOR_CONTAINER_NAME,
+            model_format=V1beta1ModelFormat(name=MODEL_FORMAT, version=MODEL_FORMAT_VERSION),
+            runtime=runtime,
+            storage_uri=validate_storage_uri(storage_uri),
+            resources=_resource_requirements(resources),
+        ),
+    )
+
+
+def build_inference_service(
+    storage_uri: str,
+    *,
+    name: str = INFERENCE_SERVICE_NAME,
+    namespace: str = NAMESPACE,
+    service_account: str = PREDICTOR_SERVICE_ACCOUNT,
+    runtime: str = SERVING_RUNTIME_NAME,
+    canary_traffic_percent: int | None = None,
+    stable_storage_uri: str | None = None,
+    canary_name: str = DEFAULT_CANARY_NAME,
+    resources: Resources = KIND_RESOURCES,
+    model_version: str | None = None,
+) -> V1beta1InferenceService:
+    """The InferenceService serving the model directory at ``storage_uri``.
+
+    Without ``canary_traffic_percent`` the predictor serves ``storage_uri``. With it, the predictor
+    keeps serving ``stable_storage_uri`` (the current production model, required) and
+    ``storage_uri`` becomes a named canary (``spec.canary``, KServe >= 0.20, Standard mode) taking
+    that share of traffic; 0 deploys it without traffic (dark launch). The older
+    ``predictor.canaryTrafficPercent`` is not used: Standard mode ignores it silently.
+
+    ``model_version`` is recorded as the ``stroke-mlops/model-version`` annotation.
+    """
+    from kserve.models.v1beta1_canary_spec import V1beta1CanarySpec
+    from kserve.models.v1beta1_inference_service import V1beta1InferenceService
+    from kserve.models.v1beta1_inference_service_spec import V1beta1InferenceServiceSpec
+    from kubernetes.client import V1ObjectMeta
+
+    _check_dns_label(name, "InferenceService name")
+    _check_dns_label(namespace, "namespace")
+    _check_dns_label(runtime, "ServingRuntime name")
+    _check_dns_label(service_account, "service account")
+    validate_storage_uri(storage_uri)
+
+    annotations = {DEPLOYMENT_MODE_ANNOTATION: DEPLOYMENT_MODE}
+    if model_version is not None:
+        if not isinstance(model_version, str) or not model_version.strip():
+            raise DeployConfigError(
+                f"model_version must be a non-empty string, got {model_version!r}"
+            )
+        annotations[MODEL_VERSION_ANNOTATION] = model_version
+
+    canary: list[Any] | None = None
+    if canary_traffic_percent is None:
+        if stable_storage_uri is not None:
+            raise DeployConfigError(
+                "stable_storage_uri is only used with canary_traffic_percent; "
+                "without a canary the predictor serves storage_uri"
+            )
+        predictor = _predictor(
+            storage_uri, runtime=runtime, resources=resources, service_account=service_account
+        )
+    else:
+        percent = _check_canary_percent(canary_traffic_percent)
+        if stable_storage_uri is None:
+            raise DeployConfigError(
+                "a canary needs stable_storage_uri: the model directory that keeps serving "
+                f"{100 - percent}% of traffic while {storage_uri} gets {percent}%"
+            )
+        _check_dns_label(canary_name, "canary name")
+        predictor = _predictor(
+            stable_storage_uri,
+            runtime=runtime,
+            resources=resources,
+            service_account=service_account,
+        )
+        canary = [
+            V1beta1CanarySpec(
+                traffic_percent=percent,
+                predictor=_predictor(
+                    storage_uri,
+                    runtime=runtime,
+                    resources=resources,
+                    service_account=service_account,
+                    name=canary_name,
+                ),
+            )
+        ]
+
+    return V1beta1InferenceService(
+        api_version=INFERENCE_SERVICE_API_VERSION,
+        kind="InferenceService",
+        metadata=V1ObjectMeta(
+            name=name, namespace=namespace, labels=dict(PART_OF_LABEL), annotations=annotations
+        ),
+        spec=V1beta1InferenceServiceSpec(predictor=predictor, canary=canary),
+    )
+
+
+def to_manifest(obj: Any) -> dict[str, Any]:
+    """A Kubernetes object (kserve/kubernetes model or dict) as a plain dict with camelCase keys."""
+    from kubernetes.client import ApiClient
+
+    manifest = ApiClient().sanitize_for_serialization(obj)
+    if not isinstance(manifest, dict) or not manifest.get("apiVersion") or not manifest.get("kind"):
+        raise TypeError(f"not a Kubernetes object (needs apiVersion and kind): {obj!r:.200}")
+    return manifest
+
+
+def render_yaml(objects: Iterable[Any]) -> str:
+    """Multi-document YAML (``---`` before each object) ready for ``kubectl apply -f -``."""
+    return yaml.safe_dump_all(
+        [to_manifest(obj) for obj in objects],
+        explicit_start=True,
+        sort_keys=False,
+        default_flow_style=False,
+    )
+
+
+SERVING_RUNTIME_MANIFEST_HEADER = (
+    "# Generated from stroke_mlops.deploy.build_serving_runtime: do not edit by hand.\n"
+    "# Regenerate with `make serving-runtime-manifest`; tests/k8s checks they agree.\n"
+)
+
+
+def render_serving_runtime_manifest(image: str | None = None) -> str:
+    """The committed ``manifests/base/serving-runtime.yaml``: header + ``render_yaml``.
+
+    The default image is ``stroke-mlops:<package version>`` (not ``$STROKE_MLOPS_IMAGE``): an
+    overlay retags it with kustomize ``images:`` when the image lives in a registry.
+    """
+    from stroke_mlops import __version__
+    from stroke_mlops.image import IMAGE_REPOSITORY
+
+    runtime = build_serving_runtime(image or f"{IMAGE_REPOSITORY}:{__version__}")
+    return SERVING_RUNTIME_MANIFEST_HEADER + render_yaml([runtime])
+
+
+def _in_cluster_api_client() -> ApiClient | str:
+    """An API client from the pod's service account, or the reason there is none."""
+    if not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return "not running inside a Kubernetes cluster (KUBERNETES_SERVICE_HOST is not set)"
+    from kubernetes import client, config
+
+    configuration = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=configuration)
+    except config.ConfigException as e:
+        return f"in-cluster configuration did not load ({e})"
+    return client.ApiClient(configuration)
+
+
+def _status_message(error: Any) -> str:
+    """The API server's own explanation from an ApiException body (a JSON Status)."""
+    import json
+
+    try:
+        body = json.loads(error.body or "{}")
+    except (TypeError, ValueError):
+        body = {}
+    message = body.get("message") if isinstance(body, dict) else None
+    return str(message or error.reason or "no message")
+
+
+class _ApiCallError(Exception):
+    def __init__(self, verb: str, error: Any) -> None:
+        super().__init__(verb)
+        self.verb = verb
+        self.error = error
+
+
+def _call(verb: str, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return fn(*args, _request_timeout=_REQUEST_TIMEOUT_SECONDS, **kwargs)
+    except ApiException as e:
+        raise _ApiCallError(verb, e) from e
+
+
+def _create_or_replace(api: CustomObjectsApi, manifest: dict[str, Any]) -> str:
+    group, version = manifest["apiVersion"].split("/", 1)
+    plural = _PLURALS[(group, manifest["kind"])]
+    namespace = manifest["metadata"]["namespace"]
+    name = manifest["metadata"]["name"]
+    where = dict(group=group, version=version, namespace=namespace, plural=plural)
+    label = f"{manifest['kind']} {namespace}/{name}"
+    for _attempt in range(2):  # a second try when someone else updated it in between (409)
+        try:
+            existing = _call("get", api.get_namespaced_custom_object, name=name, **where)
+        except _ApiCallError as e:
+            if e.error.status != 404:
+                raise
+            _call("create", api.create_namespaced_custom_object, body=manifest, **where)
+            return f"created {label}"
+        body = dict(manifest)
+        old_meta = existing.get("metadata", {})
+        body["metadata"] = {
+            **manifest["metadata"],
+            "resourceVersion": old_meta.get("resourceVersion"),
+            "labels": {**old_meta.get("labels", {}), **manifest["metadata"].get("labels", {})},
+            "annotations": {
+                **old_meta.get("annotations", {}),
+                **manifest["metadata"].get("annotations", {}),
+            },
+        }
+        try:
+            _call("update", api.replace_namespaced_custom_object, name=name, body=body, **where)
+        except _ApiCallError as e:
+            if e.error.status == 409:
+                continue
+            raise
+        return f"replaced {label}"
+    return f"not replaced {label}: it kept changing while we updated it (HTTP 409 twice)"
+
+
+def apply_objects(
+    objects: Sequence[Any],
+    *,
+    namespace: str = NAMESPACE,
+    api_client: ApiClient | None = None,
+) -> ApplyResult:
+    """Create or replace KServe objects when running inside a cluster; never raises for that.
+
+    Outside a cluster (or when the in-cluster config does not load) it returns
+    ``applied=False`` with "emitted, not applied: <reason>". Permission problems (HTTP 403) name
+    the RBAC verb and resource the service account lacks. Pass ``api_client`` to talk to a
+    specific API server instead of the in-cluster one. Objects without a namespace get
+    ``namespace``; objects in another namespace are refused.
+    """
+    manifests = []
+    for obj in objects:
+        manifest = to_manifest(obj)
+        group = manifest["apiVersion"].split("/", 1)[0]
+        kind = manifest["kind"]
+        if (group, kind) not in _PLURALS:
+            supported = ", ".join(sorted(k for _, k in _PLURALS))
+            return ApplyResult(
+                False,
+                f"emitted, not applied: {kind} ({manifest['apiVersion']}) is not one of "
+                f"the kinds this step applies ({supported})",
+            )
+        metadata = manifest.setdefault("metadata", {})
+        metadata.setdefault("namespace", namespace)
+        if metadata["namespace"] != namespace:
+            return ApplyResult(
+                False,
+                f"emitted, not applied: {kind} {metadata.get('name')!r} is in namespace "
+                f"{metadata['namespace']!r}, expected {namespace!r}",
+            )
+        manifests.append(manifest)
+
+    owns_client = api_client is None
+    if api_client is None:
+        client_or_reason = _in_cluster_api_client()
+        if isinstance(client_or_reason, str):
+            return ApplyResult(False, f"emitted, not applied: {client_or_reason}")
+        api_client = client_or_reason
+
+    from kubernetes.client import CustomObjectsApi
+    from urllib3.exceptions import HTTPError
+
+    api = CustomObjectsApi(api_client)
+    actions: list[str] = []
+    try:
+        for manifest in manifests:
+            actions.append(_create_or_replace(api, manifest))
+    except _ApiCallError as e:
+        kind, meta = manifest["kind"], manifest["metadata"]
+        resource = f"{_PLURALS[(manifest['apiVersion'].split('/', 1)[0], kind)]}.{KSERVE_GROUP}"
+        if e.error.status == 403:
+            reason = (
+                f"forbidden: the service account lacks RBAC verb {e.verb!r} on {resource} in "
+                f"namespace {meta['namespace']!r} (grant it with a Role like "
+                f"manifests/base/pipeline-runner-rbac.yaml). API server said: "
+                f"{_status_message(e.error)}"
+            )
+        else:
+            reason = (
+                f"{e.verb} {kind} {meta['namespace']}/{meta['name']} failed with HTTP "
+                f"{e.error.status}: {_status_message(e.error)}"
+            )
+        return ApplyResult(False, f"emitted, not applied: {reason}", tuple(actions))
+    except (HTTPError, OSError) as e:
+        return ApplyResult(
+            False,
+            f"emitted, not applied: cannot reach the Kubernetes API server ({e})",
+            tuple(actions),
+        )
+    finally:
+        if owns_client:
+            api_client.close()
+    applied = all(not action.startswith("not ") for action in actions)
+    prefix = "applied" if applied else "emitted, not applied"
+    return ApplyResult(applied, f"{prefix}: " + "; ".join(actions), tuple(actions))

@@ -1,0 +1,160 @@
+"""The whole pipeline under kfp.local on the real data, against a folder and an S3 store.
+
+Each run takes tens of seconds, so runs are shared between tests through module fixtures.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines.local_runner import LocalRunSummary, run_locally
+from stroke_mlops import data, model_dir
+from stroke_mlops.store import open_store
+from tests.s3_server import FaultProxy, S3Bucket
+
+pytestmark = pytest.mark.integration
+
+ALL_STEPS = [
+    "ingest",
+    "validate-data",
+    "enforce-contract",
+    "preprocess",
+    "train",
+    "evaluate",
+    "gate",
+    "publish",
+    "promote",
+]
+
+
+def _statuses(summary: LocalRunSummary) -> dict[str, str]:
+    return {step.name: step.status for step in summary.steps}
+
+
+@pytest.fixture(scope="module")
+def folder_run(
+    real_csv_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[LocalRunSummary, Path]:
+    root = tmp_path_factory.mktemp("folder-run")
+    store = root / "store"
+    summary = run_locally(
+        data_uri=str(real_csv_path), store_uri=str(store), pipeline_root=str(root / "outputs")
+    )
+    return summary, store
+
+
+def test_folder_store_run_publishes_and_promotes(
+    folder_run: tuple[LocalRunSummary, Path], real_csv_bytes: bytes, tmp_path: Path
+) -> None:
+    summary, store_root = folder_run
+    assert summary.succeeded, summary.render()
+    assert _statuses(summary) == dict.fromkeys(ALL_STEPS, "SUCCESS")
+    store = open_store(str(store_root))
+    pointer = store.production()
+    assert pointer is not None
+    assert pointer.version == summary.outputs["published"]
+    verified = model_dir.verify_model_dir(store.download_version(pointer.version, tmp_path / "m"))
+    metadata = verified.metadata
+    assert metadata["fingerprint"]["raw_sha256"] == data.sha256_bytes(real_csv_bytes)
+    assert metadata["threshold"] == pytest.approx(summary.outputs["evaluation"]["threshold"])
+    assert set(metadata["files"]) == {"model.joblib", "signature.json", "model_card.md"}
+    assert "scikit-learn" in metadata["library_versions"]
+    # The acceptance bar on the held-out test set (threshold from validation, measured on test).
+    test = summary.outputs["evaluation"]["test"]
+    assert test["recall"] >= 0.75
+    assert test["precision"] >= 0.15
+    assert test["roc_auc"] >= 0.83
+
+
+def test_folder_run_leaves_kfp_ui_artifacts(folder_run: tuple[LocalRunSummary, Path]) -> None:
+    summary, _ = folder_run
+    assert summary.run_dir is not None
+    report = (summary.run_dir / "validate-data" / "report").read_text()
+    assert report.lstrip().lower().startswith("<!doctype html")
+    card = (summary.run_dir / "publish" / "model_card").read_text()
+    assert "Model card" in card and "Held-out test set" in card
+    outputs = json.loads((summary.run_dir / "evaluate" / "executor_output.json").read_text())
+    classification = outputs["artifacts"]["classification"]["artifacts"][0]["metadata"]
+    matrix = [row["row"] for row in classification["confusionMatrix"]["rows"]]
+    assert matrix == summary.outputs["evaluation"]["confusion_matrix"]
+    assert len(classification["confidenceMetrics"]) > 20  # the ROC curve the UI draws
+    metrics = outputs["artifacts"]["metrics"]["artifacts"][0]["metadata"]
+    assert metrics["test_recall"] == pytest.approx(summary.outputs["evaluation"]["test"]["recall"])
+
+
+def test_contract_failure_stops_before_training(real_csv_bytes: bytes, tmp_path: Path) -> None:
+    lines = real_csv_bytes.decode("utf-8-sig").split("\r\n")
+    row = next(i for i, line in enumerate(lines) if ",Private," in line)
+    lines[row] = lines[row].replace(",Private,", ",Pirate,")
+    broken = tmp_path / "broken.csv"
+    broken.write_text("\r\n".join(lines))
+    summary = run_locally(
+        data_uri=str(broken),
+        store_uri=str(tmp_path / "store"),
+        pipeline_root=str(tmp_path / "outputs"),
+    )
+    assert not summary.succeeded
+    statuses = _statuses(summary)
+    assert statuses["enforce-contract"] == "FAILURE"
+    assert "train" not in statuses
+    assert not (tmp_path / "store" / "stroke").exists()
+    assert summary.run_dir is not None
+    assert "Pirate" in (summary.run_dir / "validate-data" / "report").read_text()
+
+
+def test_s3_store_run_then_failure_mid_publish_keeps_production(
+    s3_bucket: S3Bucket, fault_proxy: FaultProxy, real_csv_bytes: bytes, tmp_path: Path
+) -> None:
+    data_key = "data/healthcare-dataset-stroke-data.csv"
+    s3_bucket.client.put_object(
+        s3_bucket.name, data_key, io.BytesIO(real_csv_bytes), len(real_csv_bytes)
+    )
+    store_uri = s3_bucket.uri("models")
+    first = run_locally(
+        data_uri=s3_bucket.uri(data_key),
+        store_uri=store_uri,
+        pipeline_root=str(tmp_path / "outputs"),
+    )
+    assert first.succeeded, first.render()
+    pointer_key = "models/stroke/production.json"
+    production_before = s3_bucket.read(pointer_key)
+    assert json.loads(production_before)["version"] == first.outputs["published"]
+    champion_files = s3_bucket.snapshot(f"models/stroke/versions/{first.outputs['published']}/")
+    assert len(champion_files) == 4
+
+    # The store fails while the second run uploads its model's metadata: the run must fail and
+    # production must be exactly as it was.
+    fault_proxy.fail("PUT", "/metadata.json")
+    second = run_locally(
+        data_uri=s3_bucket.uri(data_key),
+        store_uri=store_uri,
+        pipeline_root=str(tmp_path / "outputs"),
+    )
+    assert not second.succeeded
+    statuses = _statuses(second)
+    assert statuses["gate"] == "SUCCESS"  # the gate read the champion through the proxy
+    assert statuses["publish"] == "FAILURE"
+    assert "promote" not in statuses
+    fault_proxy.clear()
+    assert s3_bucket.read(pointer_key) == production_before
+    assert (
+        s3_bucket.snapshot(f"models/stroke/versions/{first.outputs['published']}/")
+        == champion_files
+    )
+
+
+def test_gate_refusal_skips_publish(real_csv_path: Path, tmp_path: Path) -> None:
+    summary = run_locally(
+        data_uri=str(real_csv_path),
+        store_uri=str(tmp_path / "store"),
+        pipeline_root=str(tmp_path / "outputs"),
+        arguments={"min_recall": 0.99},
+    )
+    assert summary.succeeded  # refusing a model is a decision, not a failure
+    assert "publish" not in _statuses(summary)
+    assert "min_recall 0.990" in summary.outputs["gate"]
+    assert open_store(str(tmp_path / "store")).production() is None

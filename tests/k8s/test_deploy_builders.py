@@ -1,0 +1,191 @@
+"""The typed KServe builders: valid against the CRDs in every variant, strict about bad input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from stroke_mlops import deploy
+from stroke_mlops.deploy import DeployConfigError
+from stroke_mlops.k8s_validation import validate_objects
+
+NEW = "s3://stroke-mlops/models/stroke/versions/20260101-abc/"
+OLD = "s3://stroke-mlops/models/stroke/versions/20251201-def/"
+
+
+def _keys(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        return set(node) | {k for value in node.values() for k in _keys(value)}
+    if isinstance(node, list):
+        return {k for item in node for k in _keys(item)}
+    return set()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"model_version": "20260101-abc"},
+        {"canary_traffic_percent": 0, "stable_storage_uri": OLD},
+        {"canary_traffic_percent": 25, "stable_storage_uri": OLD, "model_version": "v2"},
+        {"canary_traffic_percent": 100, "stable_storage_uri": OLD, "canary_name": "v2"},
+        {"name": "stroke-staging", "namespace": "models", "service_account": "reader"},
+        {"resources": deploy.Resources("250m", "1Gi", "2", "2Gi")},
+    ],
+    ids=["plain", "versioned", "dark-launch", "canary-25", "canary-100", "renamed", "resources"],
+)
+def test_every_inference_service_variant_validates_against_the_crd(kwargs: dict) -> None:
+    isvc = deploy.to_manifest(deploy.build_inference_service(NEW, **kwargs))
+    problems = validate_objects([isvc])
+    assert problems == [], "\n".join(map(str, problems))
+
+
+def test_serving_runtime_validates_and_runs_our_serve_command() -> None:
+    runtime = deploy.to_manifest(deploy.build_serving_runtime("registry.local/stroke-mlops:1.2.3"))
+    assert validate_objects([runtime]) == []
+    assert runtime["metadata"]["name"] == "stroke-mlops-runtime"
+    assert runtime["metadata"]["namespace"] == "stroke-mlops"
+    spec = runtime["spec"]
+    assert spec["supportedModelFormats"] == [
+        {"autoSelect": True, "name": "stroke-mlops", "priority": 1, "version": "1"}
+    ]
+    assert spec["protocolVersions"] == ["v1", "v2"]
+    (container,) = spec["containers"]
+    assert container["name"] == "kserve-container"
+    assert container["image"] == "registry.local/stroke-mlops:1.2.3"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+    assert container["args"] == [
+        "stroke-mlops", "serve", "--model-uri", "/mnt/models", "--port", "8080",
+    ]  # fmt: skip
+    assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
+    assert container["securityContext"]["runAsNonRoot"] is True
+
+
+def test_plain_inference_service_serves_the_uri_with_our_runtime() -> None:
+    isvc = deploy.to_manifest(deploy.build_inference_service(NEW, model_version="20260101-abc"))
+    assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert isvc["metadata"]["name"] == "stroke"
+    assert isvc["metadata"]["namespace"] == "stroke-mlops"
+    assert isvc["metadata"]["annotations"] == {
+        "serving.kserve.io/deploymentMode": "Standard",
+        "stroke-mlops/model-version": "20260101-abc",
+    }
+    assert set(isvc["spec"]) == {"predictor"}
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["serviceAccountName"] == "stroke-predictor"
+    model = predictor["model"]
+    assert model["modelFormat"] == {"name": "stroke-mlops", "version": "1"}
+    assert model["runtime"] == "stroke-mlops-runtime"
+    assert model["storageUri"] == NEW
+    assert model["resources"] == {
+        "requests": {"cpu": "100m", "memory": "512Mi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    }
+
+
+def test_canary_keeps_the_stable_model_and_adds_a_named_canary() -> None:
+    isvc = deploy.to_manifest(
+        deploy.build_inference_service(NEW, canary_traffic_percent=20, stable_storage_uri=OLD)
+    )
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == OLD
+    (canary,) = isvc["spec"]["canary"]
+    assert canary["trafficPercent"] == 20
+    assert canary["predictor"]["name"] == "candidate"
+    assert canary["predictor"]["model"]["storageUri"] == NEW
+    assert canary["predictor"]["model"]["runtime"] == "stroke-mlops-runtime"
+    assert "canaryTrafficPercent" not in isvc["spec"]["predictor"]  # ignored in Standard mode
+
+
+@pytest.mark.parametrize("percent", [-1, 101, 2.5, True, "25"])
+def test_canary_percent_outside_0_to_100_is_refused(percent: Any) -> None:
+    with pytest.raises(DeployConfigError, match="canary_traffic_percent must be"):
+        deploy.build_inference_service(NEW, canary_traffic_percent=percent, stable_storage_uri=OLD)
+
+
+def test_canary_needs_a_stable_model_and_a_stable_model_needs_a_canary() -> None:
+    with pytest.raises(DeployConfigError, match="a canary needs stable_storage_uri"):
+        deploy.build_inference_service(NEW, canary_traffic_percent=10)
+    with pytest.raises(DeployConfigError, match="only used with canary_traffic_percent"):
+        deploy.build_inference_service(NEW, stable_storage_uri=OLD)
+
+
+@pytest.mark.parametrize(
+    ("uri", "reason"),
+    [
+        ("", "storage URI is empty"),
+        ("models/stroke", "has no scheme"),
+        ("ftp://host/models", "unsupported scheme 'ftp://'"),
+        ("s3://", "names no bucket"),
+        ("s3:///models/stroke", "names no bucket"),
+        ("gs://", "names no bucket"),
+        ("pvc:///models", "names no PersistentVolumeClaim"),
+        ("file://", "names no directory"),
+        (" s3://b/m/", "contains whitespace"),
+        ("s3://b/my models/", "contains whitespace"),
+    ],
+)
+def test_unusable_storage_uris_are_refused_with_the_reason(uri: str, reason: str) -> None:
+    with pytest.raises(DeployConfigError) as error:
+        deploy.build_inference_service(uri)
+    assert reason in str(error.value)
+    if uri.strip():
+        assert repr(uri) in str(error.value)
+    if "scheme" in reason:
+        assert "s3://, gs://, pvc://, file://" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [NEW, "gs://bucket/model", "pvc://models-claim/stroke/v1", "file:///mnt/models",
+     "https://example.org/model/", "hf://org/model"],
+)  # fmt: skip
+def test_supported_storage_uris_are_accepted(uri: str) -> None:
+    assert deploy.validate_storage_uri(uri) == uri
+    isvc = deploy.to_manifest(deploy.build_inference_service(uri))
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == uri
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "what"),
+    [
+        ({"name": "Stroke"}, "InferenceService name"),
+        ({"name": "1stroke"}, "InferenceService name"),
+        ({"namespace": "stroke_mlops"}, "namespace"),
+        ({"service_account": ""}, "service account"),
+        ({"canary_traffic_percent": 5, "stable_storage_uri": OLD, "canary_name": "V2"}, "canary"),
+        ({"model_version": " "}, "model_version"),
+    ],
+)
+def test_bad_names_are_refused_naming_the_field(kwargs: dict, what: str) -> None:
+    with pytest.raises(DeployConfigError, match=what):
+        deploy.build_inference_service(NEW, **kwargs)
+
+
+def test_bad_runtime_settings_are_refused() -> None:
+    with pytest.raises(DeployConfigError, match="is not a container image reference"):
+        deploy.build_serving_runtime("stroke mlops:1")
+    with pytest.raises(DeployConfigError, match="image_pull_policy 'Sometimes'"):
+        deploy.build_serving_runtime("stroke-mlops:1", image_pull_policy="Sometimes")
+
+
+def test_render_yaml_is_multi_document_camel_case_yaml() -> None:
+    text = deploy.render_yaml(
+        [
+            deploy.build_serving_runtime("stroke-mlops:1"),
+            deploy.build_inference_service(NEW, canary_traffic_percent=5, stable_storage_uri=OLD),
+        ]
+    )
+    assert text.startswith("---\n")
+    runtime, isvc = yaml.safe_load_all(text)
+    assert (runtime["kind"], isvc["kind"]) == ("ServingRuntime", "InferenceService")
+    keys = _keys(runtime) | _keys(isvc)
+    assert {"supportedModelFormats", "autoSelect", "storageUri", "modelFormat"} <= keys
+    assert not [k for k in keys if "_" in k], "snake_case keys leaked into the YAML"
+    assert validate_objects([runtime, isvc]) == []
+
+
+def test_render_yaml_refuses_something_that_is_not_a_kubernetes_object() -> None:
+    with pytest.raises(TypeError, match="not a Kubernetes object"):
+        deploy.render_yaml([{"spec": {}}])

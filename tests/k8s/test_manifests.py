@@ -1,0 +1,191 @@
+"""The committed kustomize overlays: they render, validate strictly, and say what we promise."""
+
+from __future__ import annotations
+
+import base64
+import re
+import subprocess
+from typing import Any
+
+import yaml
+
+from stroke_mlops import deploy
+from stroke_mlops.k8s_validation import KUBERNETES_VERSION, validate_objects
+from tests.k8s.k8s_objects import MANIFESTS, REPO_ROOT, find
+
+Rendered = tuple[str, list[dict[str, Any]]]
+S3_SECRET = "stroke-mlops-s3"
+S3_KEYS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+
+
+def test_overlay_validates_strictly_with_zero_problems(overlay: Rendered) -> None:
+    name, objects = overlay
+    problems = validate_objects(objects)
+    assert problems == [], f"{name}:\n" + "\n".join(map(str, problems))
+
+
+def test_overlay_holds_exactly_the_expected_objects(overlay: Rendered) -> None:
+    _, objects = overlay
+    found = {(o["kind"], o["metadata"].get("namespace"), o["metadata"]["name"]) for o in objects}
+    assert found == {
+        ("Namespace", None, "stroke-mlops"),
+        ("PersistentVolumeClaim", "stroke-mlops", "minio-data"),
+        ("Deployment", "stroke-mlops", "minio"),
+        ("Service", "stroke-mlops", "minio"),
+        ("NetworkPolicy", "stroke-mlops", "minio-ingress"),
+        ("Job", "stroke-mlops", "create-bucket"),
+        ("ServiceAccount", "stroke-mlops", "stroke-predictor"),
+        ("Secret", "stroke-mlops", S3_SECRET),
+        ("Secret", "kubeflow", S3_SECRET),
+        ("ServingRuntime", "stroke-mlops", "stroke-mlops-runtime"),
+        ("Role", "stroke-mlops", "inferenceservice-deployer"),
+        ("RoleBinding", "stroke-mlops", "pipeline-runner-inferenceservice-deployer"),
+    }
+
+
+def test_s3_secret_is_in_both_namespaces_and_annotated_for_kserve(overlay: Rendered) -> None:
+    _, objects = overlay
+    for namespace in ("stroke-mlops", "kubeflow"):
+        secret = find(objects, "Secret", S3_SECRET, namespace)  # no name-suffix hash
+        assert set(secret["data"]) == S3_KEYS, namespace
+    annotations = find(objects, "Secret", S3_SECRET, "stroke-mlops")["metadata"]["annotations"]
+    assert annotations == {
+        "serving.kserve.io/s3-endpoint": "minio.stroke-mlops.svc.cluster.local:9000",
+        "serving.kserve.io/s3-usehttps": "0",
+        "serving.kserve.io/s3-region": "us-east-1",
+    }
+    account = find(objects, "ServiceAccount", deploy.PREDICTOR_SERVICE_ACCOUNT, "stroke-mlops")
+    assert account["secrets"] == [{"name": S3_SECRET}]
+
+
+def test_minio_and_bucket_job_read_the_same_secret(overlay: Rendered) -> None:
+    _, objects = overlay
+    minio = find(objects, "Deployment", "minio")["spec"]["template"]["spec"]["containers"][0]
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in minio["env"] if "valueFrom" in e}
+    assert refs == {
+        "MINIO_ROOT_USER": {"name": S3_SECRET, "key": "AWS_ACCESS_KEY_ID"},
+        "MINIO_ROOT_PASSWORD": {"name": S3_SECRET, "key": "AWS_SECRET_ACCESS_KEY"},
+    }
+    job = find(objects, "Job", "create-bucket")["spec"]["template"]["spec"]["containers"][0]
+    assert job["envFrom"] == [{"secretRef": {"name": S3_SECRET}}]
+    assert "mc mb --ignore-existing store/stroke-mlops" in job["args"][0]
+    service = find(objects, "Service", "minio", "stroke-mlops")
+    ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    assert ports == {"api": 9000, "console": 9001}
+
+
+def test_workloads_are_pinned_non_root_and_bounded(overlay: Rendered) -> None:
+    _, objects = overlay
+    for kind, name in (("Deployment", "minio"), ("Job", "create-bucket")):
+        pod = find(objects, kind, name)["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True, name
+        assert pod["automountServiceAccountToken"] is False, name
+        for container in pod["containers"]:
+            image = container["image"]
+            assert re.search(r":RELEASE\.\d{4}-\d{2}-\d{2}T", image), f"{name}: unpinned {image}"
+            assert set(container["resources"]) == {"requests", "limits"}, name
+            security = container["securityContext"]
+            assert security["allowPrivilegeEscalation"] is False, name
+            assert security["capabilities"]["drop"] == ["ALL"], name
+    minio = find(objects, "Deployment", "minio")["spec"]["template"]["spec"]["containers"][0]
+    assert minio["readinessProbe"]["httpGet"]["path"] == "/minio/health/ready"
+    assert minio["livenessProbe"]["httpGet"]["path"] == "/minio/health/live"
+
+
+def test_rbac_grants_pipeline_runner_exactly_the_inferenceservice_verbs(overlay: Rendered) -> None:
+    _, objects = overlay
+    rbac = [o for o in objects if o["apiVersion"].startswith("rbac.authorization.k8s.io/")]
+    assert sorted(o["kind"] for o in rbac) == ["Role", "RoleBinding"]  # nothing cluster-wide
+    role = find(objects, "Role", "inferenceservice-deployer", "stroke-mlops")
+    assert len(role["rules"]) == 1
+    (rule,) = role["rules"]
+    assert set(rule) == {"apiGroups", "resources", "verbs"}  # no resourceNames, no nonResourceURLs
+    assert rule["apiGroups"] == ["serving.kserve.io"]
+    assert rule["resources"] == ["inferenceservices"]
+    assert sorted(rule["verbs"]) == sorted(["get", "list", "watch", "create", "patch", "update"])
+    binding = find(objects, "RoleBinding", "pipeline-runner-inferenceservice-deployer")
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "inferenceservice-deployer",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}
+    ]
+
+
+def test_minio_accepts_s3_traffic_only_from_its_namespace_and_kubeflow(overlay: Rendered) -> None:
+    _, objects = overlay
+    policy = find(objects, "NetworkPolicy", "minio-ingress", "stroke-mlops")["spec"]
+    minio_labels = find(objects, "Deployment", "minio")["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= minio_labels.items()
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    assert rule["from"] == [
+        {"podSelector": {}},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}}},
+    ]
+    assert rule["ports"] == [{"protocol": "TCP", "port": 9000}]
+
+
+def test_committed_serving_runtime_is_what_the_builder_renders(overlay: Rendered) -> None:
+    committed = (MANIFESTS / "base" / "serving-runtime.yaml").read_text()
+    assert committed == deploy.render_serving_runtime_manifest(), (
+        "manifests/base/serving-runtime.yaml is out of date: run `make serving-runtime-manifest`"
+    )
+    _, objects = overlay
+    rendered = find(objects, "ServingRuntime", deploy.SERVING_RUNTIME_NAME, "stroke-mlops")
+    (built,) = yaml.safe_load_all(deploy.render_serving_runtime_manifest())
+    assert rendered["spec"] == built["spec"]
+    container = rendered["spec"]["containers"][0]
+    assert container["args"] == list(deploy.SERVE_ARGS)
+    assert " ".join(deploy.SERVE_ARGS) == "stroke-mlops serve --model-uri /mnt/models --port 8080"
+    assert container["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_rendered_secrets_hold_only_labelled_dev_placeholders(overlay: Rendered) -> None:
+    _, objects = overlay
+    secrets = [o for o in objects if o["kind"] == "Secret"]
+    assert secrets
+    for secret in secrets:
+        for key, value in secret.get("data", {}).items():
+            assert "dev-only" in base64.b64decode(value).decode(), f"{key} is not a placeholder"
+        assert "stringData" not in secret
+
+
+AWS_ACCESS_KEY = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
+AWS_SECRET_KEY = re.compile(r"(?<![A-Za-z0-9/+=])[A-Za-z0-9/+=]{40}(?![A-Za-z0-9/+=])")
+
+
+def test_no_committed_manifest_carries_a_real_looking_credential() -> None:
+    files = [p for p in MANIFESTS.rglob("*") if p.is_file() and p.suffix != ".env"]
+    assert files
+    for path in files:
+        text = path.read_text()
+        assert not AWS_ACCESS_KEY.search(text), f"{path}: looks like an AWS access key"
+        assert not AWS_SECRET_KEY.search(text), f"{path}: looks like an AWS secret key"
+    for example in MANIFESTS.rglob("*.env.example"):
+        pairs = [line for line in example.read_text().splitlines() if "=" in line]
+        assert {line.split("=", 1)[0] for line in pairs} == S3_KEYS
+        for line in pairs:
+            assert "dev-only" in line.split("=", 1)[1], f"{example}: {line}"
+
+
+def test_real_credentials_files_are_gitignored() -> None:
+    for overlay_dir in (MANIFESTS / "overlays").iterdir():
+        env = overlay_dir / "credentials.env"
+        ignored = subprocess.run(
+            ["git", "check-ignore", "--quiet", "--no-index", str(env.relative_to(REPO_ROOT))],
+            cwd=REPO_ROOT,
+            check=False,
+        )
+        assert ignored.returncode == 0, f"{env} would not be ignored by git"
+
+
+def test_kind_node_image_is_the_kubernetes_version_the_validator_uses() -> None:
+    config = yaml.safe_load((MANIFESTS / "kind" / "cluster.yaml").read_text())
+    assert config["kind"] == "Cluster"
+    (node,) = config["nodes"]
+    match = re.fullmatch(r"kindest/node:v(\d+\.\d+)\.\d+@sha256:[0-9a-f]{64}", node["image"])
+    assert match, f"node image must be pinned by tag and digest: {node['image']}"
+    assert match.group(1) == KUBERNETES_VERSION
