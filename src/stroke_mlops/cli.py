@@ -25,24 +25,23 @@ class UsageError(Exception):
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
+    from stroke_mlops.contract import SuiteError
     from stroke_mlops.data import RawDataError
+    from stroke_mlops.deploy import DeployConfigError
     from stroke_mlops.model_dir import ModelDirError
     from stroke_mlops.project import ProjectNotFoundError
+    from stroke_mlops.uris import StorageError
 
-    known: list[type[BaseException]] = [
+    return (
         UsageError,
         RawDataError,
+        SuiteError,
         ModelDirError,
         ProjectNotFoundError,
+        StorageError,
+        DeployConfigError,
         FileNotFoundError,
-    ]
-    try:
-        from stroke_mlops.store import StoreError
-
-        known.append(StoreError)
-    except ImportError:  # pragma: no cover - store is part of the package
-        pass
-    return tuple(known)
+    )
 
 
 # --- validate / draft-suite -------------------------------------------------------------
@@ -160,6 +159,30 @@ def cmd_submit(args: argparse.Namespace) -> int:
     print(f"run {run.run_id} created in experiment {args.experiment!r}")
     print(f"watch it at {run.url}")
     return EXIT_OK
+
+
+# --- deploy -------------------------------------------------------------------------------
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from stroke_mlops import deploy
+    from stroke_mlops.image import project_image
+
+    service = deploy.build_inference_service(
+        args.model_uri,
+        name=args.name,
+        namespace=args.namespace,
+        model_version=args.model_version,
+        canary_traffic_percent=args.canary_percent,
+        stable_storage_uri=args.stable_uri,
+    )
+    objects = [deploy.build_serving_runtime(args.image or project_image()), service]
+    if args.dry_run:
+        print(deploy.render_yaml(objects), end="")
+        return EXIT_OK
+    result = deploy.apply_objects([service], namespace=args.namespace)
+    print(result.message)
+    return EXIT_OK if result.applied else EXIT_FAILED
 
 
 # --- parser -------------------------------------------------------------------------------
@@ -295,6 +318,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_options(submit)
     submit.set_defaults(handler=cmd_submit)
 
+    deploy_ = commands.add_parser(
+        "deploy",
+        help="build the KServe ServingRuntime + InferenceService for a model version",
+        description="With --dry-run, print the YAML (pipe it to `kubectl apply -f -`). Without, "
+        "apply the InferenceService when running inside a cluster with permission.",
+    )
+    deploy_.add_argument(
+        "--model-uri",
+        required=True,
+        help="the version directory, e.g. s3://stroke-mlops/models/stroke/versions/V/",
+    )
+    deploy_.add_argument("--model-version", help="recorded as an annotation on the service")
+    deploy_.add_argument("--name", default="stroke", help="InferenceService name (stroke)")
+    deploy_.add_argument("--namespace", default="stroke-mlops", help="namespace (stroke-mlops)")
+    deploy_.add_argument("--image", help="serving image (default: the project image tag)")
+    deploy_.add_argument(
+        "--canary-percent",
+        type=int,
+        default=None,
+        help="send this share of traffic to the new model (needs --stable-uri)",
+    )
+    deploy_.add_argument("--stable-uri", help="the current production model directory (canary)")
+    deploy_.add_argument("--dry-run", action="store_true", help="print the YAML, apply nothing")
+    deploy_.set_defaults(handler=cmd_deploy)
     return parser
 
 

@@ -292,3 +292,45 @@ def promote(store_uri: str, version: str) -> dict[str, Any]:
     pointer = open_store(store_uri).promote(version)
     log.info("production is now %s", version)
     return asdict(pointer) if hasattr(pointer, "__dataclass_fields__") else dict(vars(pointer))
+
+
+def deploy(
+    model_uri: str,
+    *,
+    version: str,
+    store_uri: str,
+    canary_traffic_percent: int,
+    manifest_path: Path,
+) -> dict[str, Any]:
+    """Emit the ServingRuntime and InferenceService YAML; apply the InferenceService in-cluster.
+
+    The YAML is written every run (the artifact a person or GitOps applies). Applying happens
+    only inside a cluster with permission; otherwise the result says why it was not applied.
+    With a canary percentage, the previous production version keeps the rest of the traffic.
+    """
+    from stroke_mlops import deploy as kserve_deploy
+    from stroke_mlops.image import project_image
+    from stroke_mlops.store import open_store
+
+    stable_uri = None
+    if canary_traffic_percent:
+        pointer = open_store(store_uri).production()
+        previous = pointer.previous if pointer else None
+        if previous is None:
+            log.info("no previous production version: deploying without a canary")
+            canary_traffic_percent = 0
+        else:
+            stable_uri = open_store(store_uri).version_uri(previous)
+    service = kserve_deploy.build_inference_service(
+        model_uri,
+        model_version=version,
+        canary_traffic_percent=canary_traffic_percent or None,
+        stable_storage_uri=stable_uri,
+    )
+    runtime = kserve_deploy.build_serving_runtime(project_image())
+    manifest_path.write_text(kserve_deploy.render_yaml([runtime, service]))
+    # The ServingRuntime is installed with the manifests; the pipeline's RBAC covers only
+    # InferenceServices, so that is all it applies.
+    result = kserve_deploy.apply_objects([service])
+    log.info("deploy: %s", result.message)
+    return {"applied": result.applied, "message": result.message, "actions": list(result.actions)}

@@ -1,0 +1,30 @@
+from kfp import dsl
+from kfp.dsl import Artifact, Output
+
+from components._image import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def deploy(
+    model_uri: str,
+    version: str,
+    store_uri: str,
+    canary_traffic_percent: int,
+    manifests: Output[Artifact],
+) -> str:
+    """Emit the KServe ServingRuntime + InferenceService YAML; apply it when in a cluster."""
+    from pathlib import Path
+
+    from stroke_mlops import steps
+    from stroke_mlops.logs import configure_logging
+
+    configure_logging()
+    result = steps.deploy(
+        model_uri,
+        version=version,
+        store_uri=store_uri,
+        canary_traffic_percent=canary_traffic_percent,
+        manifest_path=Path(manifests.path),
+    )
+    manifests.metadata.update(result)
+    return str(result["message"])
