@@ -16,11 +16,11 @@ STORE ?= outputs/store
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
-$(INSTALLED): pyproject.toml
+$(INSTALLED): pyproject.toml requirements/runtime.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements/runtime.lock -e '.[dev]'
 	@touch $@
 
 install: $(INSTALLED) ## create .venv and install the project with its dev tools
@@ -55,3 +55,8 @@ clean: ## remove local run outputs (keeps .venv and data)
 
 # Image, containers and cluster targets live beside this file.
 -include mk/*.mk
+
+.PHONY: bench
+bench: install data ## pipeline step timings, then the serving benchmark
+	$(BIN)/python benchmarks/pipeline_benchmark.py
+	$(BIN)/python benchmarks/serving_benchmark.py

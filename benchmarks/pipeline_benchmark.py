@@ -1,0 +1,64 @@
+"""Wall time of each step of the local pipeline run, and of the whole run.
+
+    .venv/bin/python benchmarks/pipeline_benchmark.py [--runs N] [--data PATH]
+
+Runs the real pipeline with kfp.local (SubprocessRunner) against a fresh folder store, N times,
+and prints a table of per-step seconds (median over runs) and the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from pipelines.local_runner import run_locally  # noqa: E402
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=1, help="how many runs (1)")
+    parser.add_argument(
+        "--data",
+        default=str(REPO / "data/raw/healthcare-dataset-stroke-data.csv"),
+        help="the raw CSV",
+    )
+    args = parser.parse_args()
+    steps: dict[str, list[float]] = {}
+    totals: list[float] = []
+    for run in range(1, args.runs + 1):
+        with tempfile.TemporaryDirectory(prefix="stroke-bench-") as scratch:
+            summary = run_locally(
+                data_uri=args.data,
+                store_uri=str(Path(scratch) / "store"),
+                pipeline_root=str(Path(scratch) / "outputs"),
+                stream=io.StringIO(),  # keep the benchmark's output to the table
+            )
+        if not summary.succeeded:
+            print(summary.render(), file=sys.stderr)
+            return 1
+        totals.append(summary.seconds)
+        for step in summary.steps:
+            steps.setdefault(step.name, []).append(step.seconds)
+        print(f"run {run}/{args.runs}: {summary.seconds:.1f} s", file=sys.stderr)
+    print(f"{'step':<20} {'median s':>9} {'min s':>7} {'max s':>7}")
+    for name, values in steps.items():
+        print(f"{name:<20} {statistics.median(values):9.2f} {min(values):7.2f} {max(values):7.2f}")
+    print(
+        f"{'whole run':<20} {statistics.median(totals):9.2f} {min(totals):7.2f} {max(totals):7.2f}"
+    )
+    print(
+        f"sum of steps {sum(statistics.median(v) for v in steps.values()):.2f} s "
+        "(the rest is kfp.local orchestration)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+# The one project image (every KFP component and the KServe predictor), built offline from a wheelhouse.
+#
+#   make lock             re-resolve requirements/runtime.lock after a change to pyproject.toml
+#   make lock-upgrade     same, moving every pin to the newest allowed release
+#   make wheelhouse       wheelhouse/: every wheel in the lock + the project's own wheel
+#   make docker-engine    start a local Docker engine (root; installs docker.io if missing)
+#   make base-image       stroke-mlops-base:bookworm from debootstrap (no registry needed)
+#   make image            stroke-mlops:<version> on $(BASE_IMAGE)
+#   make test-containers  engine + image, then pytest -m containers
+#
+# With registry access you can skip the debootstrap base: `make image BASE_IMAGE=python:3.11-slim`.
+
+LOCK := requirements/runtime.lock
+WHEELHOUSE := wheelhouse
+WHEELHOUSE_DEPS := $(WHEELHOUSE)/deps/.complete
+WHEELHOUSE_PROJECT := $(WHEELHOUSE)/project/.complete
+# Build-time Python (tomllib); the venv's when present.
+HOST_PYTHON := $(firstword $(wildcard $(BIN)/python) $(PYTHON))
+PROJECT_VERSION := $(shell $(HOST_PYTHON) -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])' 2>/dev/null)
+# Same tag as stroke_mlops.image.project_image() (which honours $$STROKE_MLOPS_IMAGE too).
+IMAGE ?= $(or $(STROKE_MLOPS_IMAGE),stroke-mlops:$(PROJECT_VERSION))
+BASE_IMAGE ?= stroke-mlops-base:bookworm
+# Recorded in the image (label + STROKE_MLOPS_GIT_REVISION, which model metadata reads).
+GIT_REVISION := $(shell if git rev-parse -q --verify HEAD >/dev/null 2>&1; then \
+	git rev-parse --short=12 HEAD | tr -d '\n'; git diff --quiet HEAD -- || printf -- -dirty; \
+	else echo unknown; fi)
+PROJECT_SOURCES := pyproject.toml $(wildcard README.md) $(shell find src -type f \( -name '*.py' -o -name '*.json' -o -name 'py.typed' \) 2>/dev/null)
+# Resolution target: Linux x86_64, CPython 3.11, manylinux_2_28 wheels (glibc of Debian bookworm: 2.36).
+LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--annotation-style line --custom-compile-command 'make lock'
+
+.PHONY: lock lock-upgrade wheelhouse docker-engine docker-engine-stop base-image image test-containers
+
+$(BIN)/uv: | $(INSTALLED)
+	$(BIN)/pip install --quiet 'uv>=0.9'
+
+# uv starts from the current pins (as pip-compile does); the lock is replaced only if it changed,
+# so an unchanged lock does not rebuild the wheelhouse.
+lock lock-upgrade: $(BIN)/uv
+	@cp $(LOCK) $(LOCK).new 2>/dev/null || true
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) --quiet \
+		$(if $(filter lock-upgrade,$@),--upgrade) -o $(LOCK).new || { rm -f $(LOCK).new; exit 1; }
+	@if cmp -s $(LOCK).new $(LOCK); then rm $(LOCK).new; echo "$(LOCK) is up to date"; \
+	else mv $(LOCK).new $(LOCK); echo "$(LOCK) updated: review and commit it"; fi
+
+lock: ## re-resolve requirements/runtime.lock from pyproject.toml (keeps existing pins)
+lock-upgrade: ## re-resolve requirements/runtime.lock, upgrading every pin
+
+wheelhouse: $(WHEELHOUSE_DEPS) $(WHEELHOUSE_PROJECT) ## wheelhouse/: wheels of the lock + the project wheel
+
+# Downloads the manylinux wheels of the lock (or builds a pure-Python sdist) for this host's Linux
+# x86_64 CPython 3.11; a fresh folder each time, so no stale pins linger in the image's build context.
+$(WHEELHOUSE_DEPS): $(LOCK) | $(INSTALLED)
+	rm -rf $(WHEELHOUSE)/deps
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(WHEELHOUSE)/deps -r $(LOCK)
+	@echo "$(WHEELHOUSE)/deps: $$(ls $(WHEELHOUSE)/deps/*.whl | wc -l) wheels, $$(du -sh $(WHEELHOUSE)/deps | cut -f1)"
+	@touch $@
+
+# The project wheel; build/ is removed so setuptools cannot reuse stale files from an older build.
+$(WHEELHOUSE_PROJECT): $(PROJECT_SOURCES) | $(INSTALLED)
+	rm -rf build $(WHEELHOUSE)/project
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(WHEELHOUSE)/project .
+	rm -rf build
+	@touch $@
+
+docker-engine: ## start a local Docker engine (installs docker.io + debootstrap if missing; root)
+	scripts/docker-engine.sh start
+
+docker-engine-stop: ## stop the Docker engine started by `make docker-engine`
+	scripts/docker-engine.sh stop
+
+base-image: docker-engine ## build stroke-mlops-base:bookworm with debootstrap (skips if present)
+	scripts/base-image.sh $(BASE_IMAGE)
+
+# The debootstrap base is built only when it is the base in use.
+IMAGE_BASE_PREREQ := $(if $(filter stroke-mlops-base:%,$(BASE_IMAGE)),base-image,docker-engine)
+
+image: $(WHEELHOUSE_DEPS) $(WHEELHOUSE_PROJECT) $(IMAGE_BASE_PREREQ) ## build the project image stroke-mlops:<version>
+	scripts/build-image.sh "$(IMAGE)" "$(BASE_IMAGE)" "$(PROJECT_VERSION)" "$(GIT_REVISION)"
+
+# STROKE_MLOPS_REQUIRE_CONTAINERS=1: a missing engine or image fails the tests instead of skipping.
+test-containers: image ## start the engine, build what is missing, run pytest -m containers
+	STROKE_MLOPS_IMAGE=$(IMAGE) STROKE_MLOPS_REQUIRE_CONTAINERS=1 $(BIN)/pytest -m containers tests/containers
