@@ -33,8 +33,9 @@ $(DATA):
 	else echo "The dataset is not here. Download healthcare-dataset-stroke-data.csv from"; \
 	     echo "  $(DATA_SOURCE)"; echo "and save it as $@ (unchanged), then run make again."; exit 1; fi
 
-demo: install data ## run the whole pipeline locally on the real data (kfp.local)
+demo: install data ## run the whole pipeline locally on the real data, then query the served model
 	$(BIN)/stroke-mlops run --data $(DATA) --store $(STORE)
+	$(BIN)/stroke-mlops predict-demo --store $(STORE)
 
 test: install data lint typecheck ## lint, type-check and run every test tier that runs here
 	$(BIN)/pytest

@@ -35,7 +35,7 @@ APP_NAMESPACE := stroke-mlops
 DATA_URI := s3://stroke-mlops/data/healthcare-dataset-stroke-data.csv
 STORE_URI := s3://stroke-mlops/models
 EXPERIMENT ?= stroke-mlops
-PREDICT_REQUEST ?= kserve/examples/v1-request.json
+PREDICT_REQUEST ?= kserve/examples/v1-predict.json
 MINIO_LOCAL_PORT ?= 19000
 KFP_LOCAL_PORT ?= 8888
 KFP_UI_PORT ?= 8080
@@ -152,7 +152,7 @@ kfp-ui: ## serve the KFP UI on http://127.0.0.1:8080 (Ctrl-C to stop)
 	@echo "KFP UI: http://127.0.0.1:$(KFP_UI_PORT)"
 	$(KUBECTL) -n kubeflow port-forward svc/ml-pipeline-ui $(KFP_UI_PORT):80
 
-predict: ## send kserve/examples/v1-request.json to the deployed model
+predict: ## send kserve/examples/v1-predict.json to the deployed model
 	@test -f $(PREDICT_REQUEST) || { echo "$(PREDICT_REQUEST) not found"; exit 1; }
 	@$(KUBECTL) -n $(APP_NAMESPACE) wait --for=condition=Ready inferenceservice/stroke --timeout=5m >/dev/null || \
 	  { echo "InferenceService stroke is not Ready: see docs/kind.md#troubleshooting"; exit 1; }

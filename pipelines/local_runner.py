@@ -9,6 +9,7 @@ ignores the Kubernetes platform config the cluster runner attaches.
 
 import io
 import json
+import os
 import re
 import sys
 import time
@@ -19,6 +20,15 @@ from typing import Any, Literal, TextIO
 from pipelines.stroke_pipeline import build_pipeline
 
 RunnerName = Literal["subprocess", "docker"]
+# What containers under the docker runner inherit from this process (S3 endpoint, credentials).
+FORWARDED_ENV = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+    "S3_USE_HTTPS",
+    "STROKE_MLOPS_LOG_LEVEL",
+)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _STARTED = re.compile(r"Executing task '([^']+)'")
 _FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
@@ -89,7 +99,9 @@ class LocalRunSummary:
         if "gate" in self.outputs:
             lines.append(f"Gate: {self.outputs['gate']}")
         if "published" in self.outputs:
-            lines.append(f"Model: {self.outputs['published']}")
+            lines.append(f"Model: {self.outputs['published']} (now production)")
+        if "deploy" in self.outputs:
+            lines.append(f"KServe: {self.outputs['deploy']}; YAML in {self.outputs['manifests']}")
         if self.run_dir:
             lines.append(f"Artifacts: {self.run_dir}")
         return "\n".join(lines)
@@ -117,9 +129,19 @@ def run_locally(
     root = Path(pipeline_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
     if runner == "docker":
-        from stroke_mlops.local_docker import host_network_docker_runner
+        from stroke_mlops.image import project_image
+        from stroke_mlops.local_docker import host_network_docker_runner, require_local_image
 
-        local.init(runner=host_network_docker_runner(), pipeline_root=str(root))
+        for name, uri in (("data", data_uri), ("store", store_uri)):
+            if "://" not in uri or uri.startswith("file://"):
+                raise ValueError(
+                    f"the docker runner needs an s3:// or https:// {name} URI (containers see "
+                    f"only the pipeline root), got {uri!r}"
+                )
+        require_local_image(project_image())
+        # Containers share the host network, so the S3 endpoint on 127.0.0.1 is reachable.
+        environment = {k: v for k, v in os.environ.items() if k in FORWARDED_ENV}
+        local.init(runner=host_network_docker_runner(environment), pipeline_root=str(root))
     else:
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     before = set(root.iterdir())
@@ -163,4 +185,8 @@ def collect_outputs(run_dir: Path) -> dict[str, Any]:
     published = run_dir / "publish" / "published_model" / "metadata.json"
     if published.is_file():
         outputs["published"] = json.loads(published.read_text())["version"]
+    deployed = run_dir / "deploy" / "executor_output.json"
+    if deployed.is_file():
+        outputs["deploy"] = json.loads(deployed.read_text())["parameterValues"]["Output"]
+        outputs["manifests"] = str(run_dir / "deploy" / "manifests")
     return outputs

@@ -1,7 +1,7 @@
 """The stroke pipeline: a factory with explicit parameters; cluster wiring added by the runner.
 
     ingest → validate_data → enforce_contract → preprocess → train → evaluate → gate
-        └─ if blessed: publish → promote
+        └─ if blessed: publish → infra_validate → promote → deploy
 
 Thresholds are pipeline parameters, so both branches of the gate are reachable from a run's
 arguments. ``build_pipeline(cluster=ClusterConfig(...))`` attaches the Kubernetes side
@@ -16,8 +16,10 @@ from typing import Any
 
 from kfp import dsl, kubernetes
 
+from components.deploy import deploy
 from components.evaluate import evaluate
 from components.gate import gate
+from components.infra_validate import infra_validate
 from components.ingest import ingest
 from components.preprocess import preprocess
 from components.promote import promote
@@ -88,6 +90,7 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
         min_precision: float = 0.15,
         min_roc_auc: float = 0.83,
         champion_tolerance: float = 0.02,
+        canary_traffic_percent: int = 0,
     ) -> None:
         raw = platform(ingest(data_uri=data_uri).set_display_name("ingest"), s3=True)
         contract = platform(validate_data(raw_data=raw.outputs["raw_data"]), memory="2Gi")
@@ -152,13 +155,31 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
                 s3=True,
             )
             published.set_caching_options(False)
+            served = platform(
+                infra_validate(store_uri=store_uri, version=published.outputs["version"]),
+                s3=True,
+                memory="1Gi",
+            ).set_display_name("infra-validate (real model server)")
+            served.set_caching_options(False)
             promoted = platform(
                 promote(store_uri=store_uri, version=published.outputs["version"]),
                 s3=True,
                 cpu="100m",
                 memory="256Mi",
-            )
+            ).after(served)
             promoted.set_caching_options(False)
+            deployed = platform(
+                deploy(
+                    model_uri=published.outputs["model_uri"],
+                    version=published.outputs["version"],
+                    store_uri=store_uri,
+                    canary_traffic_percent=canary_traffic_percent,
+                ),
+                s3=True,
+                cpu="100m",
+                memory="512Mi",
+            ).after(promoted)
+            deployed.set_caching_options(False)
 
     return stroke_pipeline
 

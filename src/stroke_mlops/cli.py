@@ -91,6 +91,7 @@ def _pipeline_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "min_precision": args.min_precision,
         "min_roc_auc": args.min_roc_auc,
         "champion_tolerance": args.champion_tolerance,
+        "canary_traffic_percent": args.canary_percent,
     }
 
 
@@ -161,6 +162,29 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- serve --------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from stroke_mlops import predictor
+
+    argv = ["--model-uri", args.model_uri, "--port", str(args.port), "--host", args.host]
+    if args.request_log_dir:
+        argv += ["--request-log-dir", args.request_log_dir]
+    return predictor.main(argv)
+
+
+def cmd_predict_demo(args: argparse.Namespace) -> int:
+    from stroke_mlops.demo import DemoError, predict_with_production_model
+
+    try:
+        print(predict_with_production_model(args.store).render())
+    except DemoError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
 # --- deploy -------------------------------------------------------------------------------
 
 
@@ -223,6 +247,13 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.02,
         help="how much worse than production a challenger may be (0.02)",
+    )
+    gate.add_argument(
+        "--canary-percent",
+        type=int,
+        default=0,
+        help="deploy: traffic share for the new model; the rest stays on the previous "
+        "production version (0 = replace it)",
     )
 
 
@@ -317,6 +348,30 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--run-name", default=None, help="run name (default: timestamped)")
     _add_pipeline_options(submit)
     submit.set_defaults(handler=cmd_submit)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve a published model with KServe's model server (V1 and V2 protocols)",
+        description="Loads a model directory made by publish (checking every file's sha256 "
+        "first) and serves /v1/models/stroke:predict and /v2/models/stroke/infer.",
+    )
+    serve.add_argument(
+        "--model-uri",
+        default="/mnt/models",
+        help="a model folder or an s3:// version URI (default /mnt/models, where "
+        "KServe's storage initializer puts storageUri)",
+    )
+    serve.add_argument("--port", type=int, default=8080, help="HTTP port (8080)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to bind (0.0.0.0)")
+    serve.add_argument("--request-log-dir", help="also write request-log batches (JSONL) here")
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser(
+        "predict-demo",
+        help="serve the store's production model locally and send it an example patient",
+    )
+    demo.add_argument("--store", required=True, help="model store: a folder or s3://bucket/prefix")
+    demo.set_defaults(handler=cmd_predict_demo)
 
     deploy_ = commands.add_parser(
         "deploy",

@@ -91,7 +91,7 @@ class ApplyResult:
 
 
 def validate_storage_uri(storage_uri: str) -> str:
-    """Return ``storage_uri`` if KServe can download from it, else raise ``DeployConfigError``.
+    """``storage_uri`` as KServe should get it (bucket URIs end in "/"), or DeployConfigError.
 
     ``storageUri`` names a model directory (``s3://stroke-mlops/models/stroke/versions/<v>/``).
     """
@@ -118,6 +118,10 @@ def validate_storage_uri(storage_uri: str) -> str:
             parts.scheme, "host"
         )
         raise DeployConfigError(f"storage URI {storage_uri!r} names no {what}")
+    if parts.scheme in ("s3", "gs") and not storage_uri.endswith("/"):
+        # The storage initializer matches objects by plain key prefix: without the slash,
+        # .../versions/1 would also download .../versions/10/.
+        storage_uri += "/"
     return storage_uri
 
 

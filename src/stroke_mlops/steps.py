@@ -334,3 +334,40 @@ def deploy(
     result = kserve_deploy.apply_objects([service])
     log.info("deploy: %s", result.message)
     return {"applied": result.applied, "message": result.message, "actions": list(result.actions)}
+
+
+class InfraValidationError(RuntimeError):
+    """The candidate could not be served; it must not be promoted."""
+
+
+def infra_validate(store_uri: str, version: str, report_path: Path) -> dict[str, Any]:
+    """Serve the published version for real (as downloaded from the store) before promotion.
+
+    Raises InfraValidationError, stopping the run before promote, when the model server cannot
+    load it, answers wrongly, or accepts a malformed request.
+    """
+    from stroke_mlops.infra_validation import infra_validate as run_infra_validation
+    from stroke_mlops.store import open_store
+
+    with tempfile.TemporaryDirectory(prefix="infra-validate-") as scratch:
+        local = open_store(store_uri).download_version(version, Path(scratch) / "model")
+        result = run_infra_validation(local)
+    summary = result.summary()
+    lines = [
+        f"# Infra-validation of `{version}`: {'PASSED' if result.passed else 'FAILED'}",
+        "",
+        f"- server ready after {summary['startup_seconds']} s",
+        *(f"- {name}: {ms} ms" for name, ms in summary["request_ms"].items()),
+        *(f"- FAILED: {reason}" for reason in result.reasons),
+    ]
+    report_path.write_text("\n".join(lines) + "\n")
+    log.info("infra-validation of %s: %s", version, "passed" if result.passed else "FAILED")
+    if not result.passed:
+        raise InfraValidationError(
+            f"version {version} cannot be served; not promoting: " + "; ".join(result.reasons)
+        )
+    return {
+        "passed": True,
+        "startup_seconds": result.startup_seconds,
+        "total_seconds": result.total_seconds,
+    }

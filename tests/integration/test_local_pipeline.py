@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from pipelines.local_runner import LocalRunSummary, run_locally
 from stroke_mlops import data, model_dir
@@ -27,7 +28,9 @@ ALL_STEPS = [
     "evaluate",
     "gate",
     "publish",
+    "infra-validate",
     "promote",
+    "deploy",
 ]
 
 
@@ -63,6 +66,11 @@ def test_folder_store_run_publishes_and_promotes(
     assert metadata["threshold"] == pytest.approx(summary.outputs["evaluation"]["threshold"])
     assert set(metadata["files"]) == {"model.joblib", "signature.json", "model_card.md"}
     assert "scikit-learn" in metadata["library_versions"]
+    # deploy emitted the KServe objects for exactly this version, and said it did not apply them.
+    assert summary.outputs["deploy"].startswith("emitted, not applied")
+    manifests = list(yaml.safe_load_all(Path(summary.outputs["manifests"]).read_text()))
+    service = next(m for m in manifests if m and m["kind"] == "InferenceService")
+    assert service["spec"]["predictor"]["model"]["storageUri"] == pointer.uri
     # The acceptance bar on the held-out test set (threshold from validation, measured on test).
     test = summary.outputs["evaluation"]["test"]
     assert test["recall"] >= 0.75
@@ -138,7 +146,7 @@ def test_s3_store_run_then_failure_mid_publish_keeps_production(
     statuses = _statuses(second)
     assert statuses["gate"] == "SUCCESS"  # the gate read the champion through the proxy
     assert statuses["publish"] == "FAILURE"
-    assert "promote" not in statuses
+    assert "promote" not in statuses and "infra-validate" not in statuses
     fault_proxy.clear()
     assert s3_bucket.read(pointer_key) == production_before
     assert (

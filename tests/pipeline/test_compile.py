@@ -11,7 +11,7 @@ import yaml
 from pipelines.stroke_pipeline import ClusterConfig, compile_pipeline
 from stroke_mlops.image import project_image
 
-S3_TASKS = {"ingest", "gate", "publish", "promote"}
+S3_TASKS = {"ingest", "gate", "publish", "infra-validate", "promote", "deploy"}
 
 
 def _load_documents(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -53,6 +53,8 @@ def test_s3_secret_and_endpoint_are_wired_where_needed(cluster_yaml: tuple[dict,
         container = spec["deploymentSpec"]["executors"][f"exec-{name}"]["container"]
         env = {e["name"]: e["value"] for e in container.get("env", [])}
         assert env["AWS_ENDPOINT_URL"].startswith("http://minio.stroke-mlops.svc")
+    for name in ("gate", "publish", "infra-validate", "promote", "deploy"):  # "production now"
+        assert spec["root"]["dag"]["tasks"].get(name, {}).get("cachingOptions", {}) == {}
     assert all(cfg.get("imagePullPolicy") == "IfNotPresent" for cfg in executors.values())
 
 
@@ -63,7 +65,9 @@ def test_gate_branch_guards_publish_and_promote(cluster_yaml: tuple[dict, dict])
     condition = branch["triggerPolicy"]["condition"]
     assert "pipelinechannel--gate-Output" in condition and "== true" in condition
     inner = spec["components"][branch["componentRef"]["name"]]["dag"]["tasks"]
-    assert {"publish", "promote"} <= set(inner)
+    assert set(inner) == {"publish", "infra-validate", "promote", "deploy"}
+    assert "infra-validate" in inner["promote"]["dependentTasks"]  # never before serving works
+    assert "promote" in inner["deploy"]["dependentTasks"]
     assert root_tasks["gate"]["cachingOptions"] == {}  # caching off: champion is "now"
 
 

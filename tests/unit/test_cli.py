@@ -46,7 +46,9 @@ def test_validate_unreadable_file_is_exit_2_one_line(
     assert "Traceback" not in err and err.count("\n") == 1
 
 
-def test_validate_missing_file_is_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_validate_missing_file_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["validate", str(tmp_path / "nope.csv")]) == 2
     assert "cannot read the file" in capsys.readouterr().err
 
@@ -60,13 +62,14 @@ def test_compile_writes_cluster_yaml(tmp_path: Path) -> None:
 
 
 def test_deploy_dry_run_prints_the_inference_service(capsys: pytest.CaptureFixture[str]) -> None:
-    uri = "s3://stroke-mlops/models/stroke/versions/v1/"
+    uri = "s3://stroke-mlops/models/stroke/versions/v1"
     assert main(["deploy", "--model-uri", uri, "--model-version", "v1", "--dry-run"]) == 0
     objects = list(yaml.safe_load_all(capsys.readouterr().out))
     kinds = {o["kind"]: o for o in objects if o}
     assert set(kinds) == {"ServingRuntime", "InferenceService"}
     predictor = kinds["InferenceService"]["spec"]["predictor"]
-    assert predictor["model"]["storageUri"] == uri
+    # A bucket URI gets its trailing slash: KServe matches objects by plain key prefix.
+    assert predictor["model"]["storageUri"] == uri + "/"
     assert predictor["serviceAccountName"] == "stroke-predictor"
 
 

@@ -1,0 +1,293 @@
+"""Serving benchmark: the real model server on 127.0.0.1 under bounded load, and in-process floors.
+
+    .venv/bin/python benchmarks/serving_benchmark.py [--model-dir DIR] [--model lr|xgb]
+        [--requests 2000] [--time-cap 10]
+
+Without ``--model-dir`` it fits a model on the real data (``data/raw/…`` or $STROKE_DATA) and
+publishes it to a temporary model directory. It then measures, in-process, sklearn's
+``predict_proba`` on a one-row DataFrame and our compiled path on 1 and 100 rows; starts the
+server (``python -m stroke_mlops.predictor``, request logging on, as deployed) and sends, for
+V1 and V2, single-row and 100-row requests at concurrency 1 and 8, each scenario bounded by a
+request count and a time cap, one persistent HTTP connection per worker thread. It prints
+p50/p99 latency and throughput. The client shares the machine (and its CPUs) with the server,
+so the figures are a floor for a real deployment, not a ceiling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stroke_mlops import data, model_dir, schema, serving, signature, train
+from stroke_mlops.infra_validation import ServerProcess, v1_body, v2_body
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO_ROOT / "data" / "raw" / "healthcare-dataset-stroke-data.csv"
+GOALS = "goals: 1 row p50 <= 3 ms and >= 250 req/s at concurrency 1; 100 rows p50 <= 10 ms"
+
+
+@dataclass
+class Measured:
+    label: str
+    latencies_s: list[float]
+    wall_s: float
+    rows_per_request: int
+    errors: int = 0
+
+    def p(self, quantile: float) -> float:
+        ordered = sorted(self.latencies_s)
+        return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))] * 1000
+
+    @property
+    def per_second(self) -> float:
+        return len(self.latencies_s) / self.wall_s if self.wall_s else 0.0
+
+
+def make_model_dir(data_path: Path, kind: str, target: Path) -> Path:
+    """Fit the project's pipeline on the real data and publish it like the pipeline does."""
+    from sklearn.linear_model import LogisticRegression
+    from xgboost import XGBClassifier
+
+    patients = data.clean_patients(data.read_raw_patients_file(data_path))
+    features, labels = data.features_and_target(patients)
+    classifier = (
+        LogisticRegression(class_weight="balanced", max_iter=5000, C=0.1)
+        if kind == "lr"
+        else XGBClassifier(
+            n_estimators=300,
+            max_depth=3,
+            learning_rate=0.03,
+            subsample=0.8,
+            colsample_bytree=0.8,
+            min_child_weight=5,
+            reg_lambda=5.0,
+            scale_pos_weight=19.5,
+            tree_method="hist",
+            n_jobs=2,
+            random_state=0,
+        )
+    )
+    pipeline = train.build_model_pipeline(classifier).fit(features, labels)
+    model_dir.write_model_dir(
+        target,
+        model=pipeline,
+        signature=signature.build_signature(signature.example_instances(patients)),
+        model_card=f"# Benchmark model ({kind})\n",
+        metadata={"version": f"benchmark-{kind}", "threshold": 0.5},
+    )
+    return target
+
+
+def time_calls(
+    label: str, call: Callable[[], object], count: int, rows: int, cap_s: float
+) -> Measured:
+    for _ in range(min(20, count)):
+        call()
+    latencies: list[float] = []
+    began = time.perf_counter()
+    deadline = began + cap_s
+    while len(latencies) < count and time.perf_counter() < deadline:
+        start = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - start)
+    return Measured(label, latencies, time.perf_counter() - began, rows)
+
+
+def load(
+    server: ServerProcess,
+    label: str,
+    path: str,
+    bodies: list[bytes],
+    *,
+    rows: int,
+    concurrency: int,
+    count: int,
+    cap_s: float,
+) -> Measured:
+    """``count`` requests (at most ``cap_s`` seconds) from ``concurrency`` threads."""
+    lock = threading.Lock()
+    issued = [0]
+    latencies: list[float] = []
+    errors = [0]
+    headers = {"content-type": "application/json"}
+
+    def worker(seed: int) -> None:
+        connection = http.client.HTTPConnection(server.host, server.port, timeout=30)
+        mine: list[float] = []
+        failed = 0
+        for warm in range(10):
+            connection.request(
+                "POST", path, body=bodies[(seed + warm) % len(bodies)], headers=headers
+            )
+            connection.getresponse().read()
+        start_gate.wait()
+        index = seed
+        while True:
+            with lock:
+                if issued[0] >= count or time.perf_counter() > deadline:
+                    break
+                issued[0] += 1
+            index += 1
+            began = time.perf_counter()
+            connection.request("POST", path, body=bodies[index % len(bodies)], headers=headers)
+            response = connection.getresponse()
+            response.read()
+            mine.append(time.perf_counter() - began)
+            failed += response.status != 200
+        connection.close()
+        with lock:
+            latencies.extend(mine)
+            errors[0] += failed
+
+    start_gate = threading.Barrier(concurrency + 1)
+    deadline = float("inf")
+    threads = [threading.Thread(target=worker, args=(k * 7,)) for k in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    while start_gate.n_waiting < concurrency:  # every worker has warmed up its connection
+        time.sleep(0.005)
+    began = time.perf_counter()
+    deadline = began + cap_s
+    start_gate.wait()
+    for thread in threads:
+        thread.join()
+    return Measured(label, latencies, time.perf_counter() - began, rows, errors[0])
+
+
+def print_table(title: str, rows: list[Measured], *, http: bool) -> None:
+    print(f"\n{title}")
+    head = f"  {'scenario':<34}{'n':>7}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}{'rows/s':>11}"
+    print(head + ("   errors" if http else ""))
+    for m in rows:
+        line = (
+            f"  {m.label:<34}{len(m.latencies_s):>7}{m.p(0.5):>10.3f}{m.p(0.99):>10.3f}"
+            f"{m.per_second:>10.0f}{m.per_second * m.rows_per_request:>11.0f}"
+        )
+        print(line + (f"{m.errors:>9}" if http else ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model-dir", type=Path, help="a published model directory")
+    parser.add_argument(
+        "--model",
+        choices=("lr", "xgb"),
+        default="xgb",
+        help="what to fit when no --model-dir is given (default xgb)",
+    )
+    parser.add_argument(
+        "--data", type=Path, default=Path(os.environ.get("STROKE_DATA", DEFAULT_DATA))
+    )
+    parser.add_argument(
+        "--requests", type=int, default=2000, help="single-row requests per scenario"
+    )
+    parser.add_argument(
+        "--batch-requests", type=int, default=300, help="100-row requests per scenario"
+    )
+    parser.add_argument(
+        "--time-cap", type=float, default=10.0, help="seconds per scenario, at most"
+    )
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="serving-benchmark-") as scratch:
+        directory = args.model_dir or make_model_dir(args.data, args.model, Path(scratch) / "model")
+        verified = model_dir.verify_model_dir(directory)
+        pipeline = verified.load_model()
+        compiled = serving.load_compiled_model(directory)
+        patients = data.clean_patients(data.read_raw_patients_file(args.data))
+        instances: list[dict[str, Any]] = [
+            {str(k): (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+            for row in patients.loc[:, list(schema.FEATURE_COLUMNS)].to_dict("records")
+        ]
+        for row in instances:
+            for name in schema.BINARY_COLUMNS:
+                row[name] = int(row[name])
+        hundreds = [instances[k * 100 : (k + 1) * 100] for k in range(len(instances) // 100)]
+        one_row_frame = serving.instances_to_frame(instances[:1])
+
+        load_avg = os.getloadavg()[0]
+        print(f"serving benchmark: {directory} ({compiled.classifier}, version {compiled.version})")
+        print(f"machine: {os.cpu_count()} CPUs, load average {load_avg:.2f} at start; {GOALS}")
+        cap = args.time_cap
+        floors = [
+            time_calls(
+                "sklearn predict_proba, 1 row",
+                lambda: pipeline.predict_proba(one_row_frame),
+                min(300, args.requests),
+                1,
+                cap,
+            ),
+            time_calls(
+                "compiled (validate+score), 1 row",
+                lambda: compiled.predict_instances(instances[:1]),
+                args.requests,
+                1,
+                cap,
+            ),
+            time_calls(
+                "compiled (validate+score), 100 rows",
+                lambda: compiled.predict_instances(hundreds[0]),
+                args.batch_requests,
+                100,
+                cap,
+            ),
+        ]
+        print_table("in-process floors (one thread)", floors, http=False)
+
+        single = {
+            "v1": [v1_body([i]) for i in instances[:500]],
+            "v2": [v2_body([i], verified.signature) for i in instances[:500]],
+        }
+        batch = {
+            "v1": [v1_body(h) for h in hundreds],
+            "v2": [v2_body(h, verified.signature) for h in hundreds],
+        }
+        paths = {"v1": "/v1/models/stroke:predict", "v2": "/v2/models/stroke/infer"}
+        results: list[Measured] = []
+        with ServerProcess(str(directory)) as server:
+            ready, why = server.wait_ready(120)
+            if not ready:
+                print(f"the server did not start: {why}\n{server.log_tail()}", file=sys.stderr)
+                return 1
+            for rows, bodies, count in (
+                (1, single, args.requests),
+                (100, batch, args.batch_requests),
+            ):
+                for protocol in ("v1", "v2"):
+                    for concurrency in (1, 8):
+                        plural = "s" if rows > 1 else " "
+                        label = f"{protocol} {rows:>3} row{plural} concurrency {concurrency}"
+                        results.append(
+                            load(
+                                server,
+                                label,
+                                paths[protocol],
+                                bodies[protocol],
+                                rows=rows,
+                                concurrency=concurrency,
+                                count=count,
+                                cap_s=cap,
+                            )
+                        )
+        print_table(
+            "HTTP on 127.0.0.1 (kserve.ModelServer, request log on, client on the same CPUs)",
+            results,
+            http=True,
+        )
+        print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+        return 1 if any(m.errors for m in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

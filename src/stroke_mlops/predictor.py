@@ -1,0 +1,413 @@
+"""The KServe predictor: a strict ``kserve.Model`` over the compiled pipeline, and its server.
+
+``StrokeModel.load()`` gets the model directory the KServe way (a folder such as
+``/mnt/models``, where the storage initializer put ``storageUri``; or an ``s3://`` URI fetched
+with ``kserve-storage``), verifies every file's sha256 *before* deserializing, compiles the fast
+path (:mod:`stroke_mlops.serving`) and only then sets ``ready``. ``predict()`` serves both
+protocols through one code path:
+
+* V1 ``POST /v1/models/stroke:predict`` ``{"instances": [{feature: value, ...}, ...]}`` returns
+  ``{"predictions": [{"probability": p, "decision": 0|1}, ...], "model_name": "stroke",
+  "model_version": "<metadata version>"}``.
+* V2 ``POST /v2/models/stroke/infer`` with one input per feature (FP64 / INT64 / BYTES, shape
+  ``[N]``) returns outputs ``probability`` (FP64) and ``decision`` (INT64), ``model_version`` set.
+
+Any bad input is a ``kserve.errors.InvalidInput`` (HTTP 400) naming the instance, the field and
+what was expected; a malformed V2 body, which FastAPI rejects before the model sees it, is a 400
+too. Every request, good or bad, is logged as one JSON line (see :mod:`stroke_mlops.request_log`).
+
+Run it with ``python -m stroke_mlops.predictor --model-uri DIR_OR_S3_URI [--port 8080]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import os
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from kserve.errors import InvalidInput, ModelNotReady
+from kserve.model import Model
+from kserve.model_server import ModelServer
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from stroke_mlops import schema
+from stroke_mlops.request_log import (
+    RequestLogger,
+    RequestLogSink,
+    directory_writer,
+    new_request_id,
+    utc_timestamp,
+)
+from stroke_mlops.serving import (
+    CompiledModel,
+    InvalidRequestError,
+    columns_from_v1,
+    columns_from_v2,
+    load_compiled_model,
+    parse_json_body,
+)
+
+log = logging.getLogger("stroke_mlops.predictor")  # not __name__: "__main__" under python -m
+
+DEFAULT_MODEL_URI = "/mnt/models"  # where KServe's storage initializer puts storageUri
+DEFAULT_HTTP_PORT = 8080
+OUTPUT_NAMES = ("probability", "decision")
+
+
+class ModelLoadError(RuntimeError):
+    """The model could not be fetched, verified or compiled; the server must not start."""
+
+
+def fetch_model_dir(model_uri: str, download_dir: Path | None = None) -> Path:
+    """The local model directory for ``model_uri``: a folder as is, anything else downloaded.
+
+    Remote URIs (``s3://bucket/prefix``, ``gs://``, ...) go through ``kserve-storage``, the
+    library behind KServe's storage initializer, which reads the S3 settings from the
+    environment: AWS_ENDPOINT_URL (its http:// or https:// decides TLS), AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, optionally AWS_DEFAULT_REGION and S3_VERIFY_SSL=0. The URI is
+    treated as a folder (a trailing ``/`` is added),
+    so ``.../versions/1`` never also picks up ``.../versions/10/``.
+    """
+    if model_uri.startswith("file://"):
+        model_uri = model_uri.removeprefix("file://")
+    if "://" not in model_uri:
+        path = Path(model_uri)
+        if not path.is_dir():
+            raise ModelLoadError(f"{model_uri}: no such model directory")
+        return path
+    from kserve_storage import Storage
+
+    target = download_dir or Path(tempfile.mkdtemp(prefix="stroke-model-"))
+    folder_uri = model_uri if model_uri.endswith("/") else model_uri + "/"
+    try:
+        Storage.download(folder_uri, str(target))
+    except Exception as error:  # kserve-storage raises bare Exception/RuntimeError subclasses
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        raise ModelLoadError(f"{model_uri}: download failed: {reason}") from error
+    return target
+
+
+class StrokeModel(Model):
+    """The stroke-risk predictor (see the module docstring for the protocols)."""
+
+    def __init__(
+        self,
+        model_uri: str,
+        *,
+        name: str = schema.MODEL_NAME,
+        request_logger: RequestLogger | None = None,
+        download_dir: Path | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.model_uri = model_uri
+        self.compiled: CompiledModel | None = None
+        self.request_logger = request_logger or RequestLogger()
+        self._download_dir = download_dir
+
+    def load(self) -> bool:
+        """Fetch, verify (sha256 before deserializing), compile; then, and only then, ready."""
+        self.ready = False
+        try:
+            model_dir = fetch_model_dir(self.model_uri, self._download_dir)
+            self.compiled = load_compiled_model(model_dir)
+        except ModelLoadError:
+            raise
+        except Exception as error:  # checksum, unpickling, unsupported shape: all refuse
+            reason = str(error) or repr(error)
+            where = "" if self.model_uri in reason else f"{self.model_uri}: "
+            raise ModelLoadError(f"{where}{reason}") from error
+        log.info(
+            "loaded model %s version %s (%s, threshold %.4f) from %s",
+            self.name,
+            self.compiled.version,
+            self.compiled.classifier,
+            self.compiled.threshold,
+            self.model_uri,
+        )
+        self.ready = True
+        return True
+
+    def start(self) -> None:
+        """Keep ``ready`` as load() left it (kserve's default start() would force it True)."""
+
+    def stop(self) -> None:
+        self.ready = False
+        self.request_logger.close()
+
+    def validate(self, payload: Any) -> Any:
+        """Everything is validated in predict(), against the signature, with precise errors."""
+        return payload
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        specs = self._model().specs
+        return [{"name": s.name, "datatype": s.datatype, "shape": [-1]} for s in specs]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return [
+            {"name": "probability", "datatype": "FP64", "shape": [-1]},
+            {"name": "decision", "datatype": "INT64", "shape": [-1]},
+        ]
+
+    def predict(
+        self,
+        payload: dict[str, Any] | InferRequest | bytes,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any] | InferResponse:
+        """Validate, encode and score a V1 body or a V2 InferRequest (one code path)."""
+        started = time.perf_counter()
+        compiled = self._model()
+        is_v2 = isinstance(payload, InferRequest)
+        v2_id = payload.id if isinstance(payload, InferRequest) else None
+        request_id = (headers or {}).get("x-request-id") or v2_id or new_request_id()
+        record: dict[str, Any] = {
+            "ts": utc_timestamp(),
+            "request_id": request_id,
+            "model_name": self.name,
+            "model_version": compiled.version,
+            "protocol": "v2" if is_v2 else "v1",
+        }
+        try:
+            if isinstance(payload, InferRequest):
+                columns, count = columns_from_v2(payload.inputs, compiled.specs)
+                _check_requested_outputs(payload)
+            else:
+                body = parse_json_body(payload) if isinstance(payload, bytes | str) else payload
+                columns, count = columns_from_v1(body, compiled.specs)
+            predictions = compiled.predict(columns, count)
+        except InvalidRequestError as error:
+            record.update(
+                status="invalid",
+                error=str(error),
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+            self.request_logger.log(record)
+            raise InvalidInput(str(error)) from error
+        response: dict[str, Any] | InferResponse
+        if isinstance(payload, InferRequest):
+            response = InferResponse(
+                response_id=payload.id or request_id,
+                model_name=self.name,
+                model_version=compiled.version,
+                infer_outputs=[
+                    InferOutput("probability", [count], "FP64", data=predictions.probabilities),
+                    InferOutput("decision", [count], "INT64", data=predictions.decisions),
+                ],
+                requested_outputs=payload.request_outputs,
+                use_binary_outputs=payload.use_binary_outputs,
+            )
+        else:
+            response = predictions.v1_body(self.name)
+        record.update(
+            status="ok",
+            instances=count,
+            inputs=columns,
+            outputs={
+                "probability": predictions.probabilities,
+                "decision": predictions.decisions,
+            },
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        self.request_logger.log(record)
+        return response
+
+    def _model(self) -> CompiledModel:
+        if self.compiled is None:
+            raise ModelNotReady(self.name, "the model is not loaded")
+        return self.compiled
+
+
+def _check_requested_outputs(request: InferRequest) -> None:
+    for output in request.request_outputs or ():
+        if output.name not in OUTPUT_NAMES:
+            raise InvalidRequestError(
+                f'output "{output.name}" is not an output of this model '
+                f"(outputs: {', '.join(OUTPUT_NAMES)})"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# The server
+
+
+class _OneLineInvalidInput(logging.Filter):
+    """KServe logs every 400 with a traceback; make it one warning line (the request log has it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, InvalidInput):
+            record.msg, record.args, record.exc_info = "invalid request (400): %s", (error,), None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+def configure_server_logging() -> None:
+    """KServe's log format on stderr; stdout carries only the JSON request records."""
+    from kserve.logging import KSERVE_LOG_CONFIG, configure_logging
+
+    config = copy.deepcopy(KSERVE_LOG_CONFIG)
+    config["handlers"]["uvicorn_access"]["stream"] = "ext://sys.stderr"
+    config["loggers"]["uvicorn.access"]["level"] = "WARNING"  # the request log replaces it
+    config["loggers"]["kserve.trace"]["level"] = "WARNING"  # per-request timing lines
+    config["loggers"]["stroke_mlops"] = {
+        "handlers": ["kserve"],
+        "level": "INFO",
+        "propagate": False,
+    }
+    configure_logging(config)
+    logging.getLogger("kserve").addFilter(_OneLineInvalidInput())
+    # kserve 0.21 still answers with ORJSONResponse, which FastAPI now flags on every route.
+    warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
+
+
+def _install_bad_body_handler() -> None:
+    """FastAPI answers a V2 body that does not parse with 422; we answer 400 like KServe does."""
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+    from kserve.model_server import app  # the FastAPI app every kserve.ModelServer serves
+
+    async def bad_body(_: Request, error: Exception) -> JSONResponse:
+        problems = error.errors() if isinstance(error, RequestValidationError) else []
+        message = f"malformed V2 inference request: {describe_body_errors(problems) or error}"
+        log.warning("invalid request (400): %s", message)
+        return JSONResponse(status_code=400, content={"error": message})
+
+    app.add_exception_handler(RequestValidationError, bad_body)
+
+
+def describe_body_errors(problems: Sequence[Any]) -> str:
+    """FastAPI/pydantic body errors as one line, e.g. ``inputs.0.shape: Field required``."""
+    parts: list[str] = []
+    for problem in problems:
+        location = [str(p) for p in problem.get("loc", ())]
+        if problem.get("type") == "json_invalid":
+            position = location[1] if len(location) > 1 else "?"
+            reason = (problem.get("ctx") or {}).get("error", "JSON decode error")
+            return f"the body is not valid JSON ({reason} at character {position})"
+        if len(location) > 1 and location[1] == "bytes":
+            continue  # the endpoint also accepts raw bytes; that alternative is noise here
+        if location[:2] == ["body", "InferenceRequest"]:
+            location = location[2:]
+        elif location[:1] == ["body"]:
+            location = location[1:]
+        parts.append(f"{'.'.join(location) or 'body'}: {problem.get('msg', 'invalid')}")
+    shown = parts[:5]
+    more = f"; and {len(parts) - len(shown)} more" if len(parts) > len(shown) else ""
+    return "; ".join(shown) + more
+
+
+class _ModelServer(ModelServer):
+    """kserve.ModelServer that can bind an address other than 0.0.0.0 (127.0.0.1 in tests)."""
+
+    def __init__(self, *, host: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._host = host
+
+    def setup_event_loop(self) -> None:
+        # start() has built the REST server but not started it; its uvicorn config binds later.
+        if self._rest_server is not None:
+            self._rest_server.config.host = self._host
+        super().setup_event_loop()
+
+
+def serve(
+    model_uri: str,
+    *,
+    port: int = DEFAULT_HTTP_PORT,
+    host: str = "0.0.0.0",
+    grpc_port: int | None = None,
+    request_log_sink: RequestLogSink | None = None,
+    log_requests_to_stdout: bool = True,
+) -> None:
+    """Load the model at ``model_uri`` and serve it until SIGTERM/SIGINT (blocks).
+
+    Raises ModelLoadError (one-line reason) before listening if the model cannot be served.
+    gRPC is off unless ``grpc_port`` is given. ``request_log_sink`` also sends the request
+    records to an object store (see request_log.RequestLogSink).
+    """
+    configure_server_logging()
+    logger = RequestLogger(
+        stream=sys.stdout if log_requests_to_stdout else None, sink=request_log_sink
+    )
+    model = StrokeModel(model_uri, request_logger=logger)
+    try:
+        model.load()
+    except ModelLoadError:
+        logger.close()
+        raise
+    _install_bad_body_handler()
+    server = _ModelServer(
+        host=host,
+        http_port=port,
+        grpc_port=grpc_port or 8081,
+        enable_grpc=grpc_port is not None,
+        enable_latency_logging=False,
+    )
+    try:
+        server.start([model])
+    finally:
+        logger.close()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m stroke_mlops.predictor",
+        description="Serve the stroke model over KServe's V1 and V2 REST protocols.",
+    )
+    parser.add_argument(
+        "--model-uri",
+        default=os.environ.get("STROKE_MODEL_URI", DEFAULT_MODEL_URI),
+        help="model directory: a local folder or s3://bucket/prefix "
+        "(default $STROKE_MODEL_URI or /mnt/models)",
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_HTTP_PORT, help="HTTP port")
+    parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    parser.add_argument("--grpc-port", type=int, default=None, help="also serve gRPC V2 here")
+    parser.add_argument(
+        "--request-log-dir",
+        type=Path,
+        default=None,
+        help="also write request records, batched as JSON-lines files, under this folder",
+    )
+    parser.add_argument(
+        "--no-stdout-request-log",
+        action="store_true",
+        help="do not print a JSON line per request on stdout",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m stroke_mlops.predictor``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    sink = (
+        RequestLogSink(directory_writer(args.request_log_dir), flush_interval_s=1.0)
+        if args.request_log_dir
+        else None
+    )
+    try:
+        serve(
+            args.model_uri,
+            port=args.port,
+            host=args.host,
+            grpc_port=args.grpc_port,
+            request_log_sink=sink,
+            log_requests_to_stdout=not args.no_stdout_request_log,
+        )
+    except ModelLoadError as error:
+        print(f"stroke-mlops serve: cannot load the model: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

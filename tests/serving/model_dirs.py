@@ -1,0 +1,64 @@
+"""Helpers for the serving tests: fit the project's pipeline on real rows, publish it as a
+model directory, turn rows into request instances."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from stroke_mlops import schema
+from stroke_mlops.data import features_and_target
+from stroke_mlops.model_dir import write_model_dir
+from stroke_mlops.train import build_model_pipeline
+
+TEST_VERSION = "test-1"
+TEST_THRESHOLD = 0.5
+
+
+def fit_pipeline(patients: pd.DataFrame, classifier: Any) -> Pipeline:
+    features, target = features_and_target(patients)
+    return build_model_pipeline(classifier).fit(features, target)
+
+
+def write_test_model_dir(
+    directory: Path,
+    pipeline: Any,
+    signature_doc: dict[str, Any],
+    *,
+    version: str = TEST_VERSION,
+    threshold: float = TEST_THRESHOLD,
+) -> Path:
+    write_model_dir(
+        directory,
+        model=pipeline,
+        signature=signature_doc,
+        model_card="# Test model\n\nFitted by tests/serving for serving tests.\n",
+        metadata={"version": version, "threshold": threshold},
+    )
+    return directory
+
+
+def copy_model_dir(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+def as_instances(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as request instances (JSON-ready: NaN bmi becomes null, indicators are ints)."""
+    instances = []
+    for record in frame.loc[:, list(schema.FEATURE_COLUMNS)].to_dict("records"):
+        instance: dict[str, Any] = {}
+        for name, value in record.items():
+            if isinstance(value, float) and math.isnan(value):
+                instance[str(name)] = None
+            elif name in schema.BINARY_COLUMNS:
+                instance[str(name)] = int(value)
+            else:
+                instance[str(name)] = value
+        instances.append(instance)
+    return instances

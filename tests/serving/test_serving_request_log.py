@@ -1,0 +1,152 @@
+"""Request records: one JSON line per request; the batching sink never blocks or raises."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stroke_mlops.request_log import RequestLogger, RequestLogSink, directory_writer
+
+WAIT_S = 30.0  # generous bound for the background thread; never asserted as a speed
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail("the sink thread did not get there")
+        time.sleep(0.01)
+
+
+class Recorder:
+    """A write(key, body) that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, key: str, body: bytes) -> None:
+        with self.lock:
+            self.objects[key] = body
+
+    def records(self) -> list[dict[str, object]]:
+        with self.lock:
+            bodies = [self.objects[k] for k in sorted(self.objects)]
+        return [json.loads(line) for body in bodies for line in body.splitlines()]
+
+
+def test_logger_writes_one_json_line_per_record_with_numpy_values() -> None:
+    stream = io.StringIO()
+    logger = RequestLogger(stream=stream)
+    logger.log({"request_id": "a", "outputs": {"probability": np.array([0.25, 0.5])}})
+    logger.log({"request_id": "b", "latency_ms": np.float64(1.5)})
+
+    lines = stream.getvalue().splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"request_id": "a", "outputs": {"probability": [0.25, 0.5]}},
+        {"request_id": "b", "latency_ms": 1.5},
+    ]
+
+
+def test_sink_batches_records_into_jsonl_objects_under_the_prefix() -> None:
+    recorder = Recorder()
+    sink = RequestLogSink(recorder, prefix="logs/stroke", batch_size=10, flush_interval_s=60)
+    logger = RequestLogger(stream=None, sink=sink)
+    for index in range(25):
+        logger.log({"n": index})
+    wait_until(lambda: sink.written >= 20)
+    sink.close()
+
+    assert [r["n"] for r in recorder.records()] == list(range(25))
+    sizes = sorted(len(body.splitlines()) for body in recorder.objects.values())
+    assert sizes == [5, 10, 10]
+    assert all(k.startswith("logs/stroke/dt=") and k.endswith(".jsonl") for k in recorder.objects)
+    assert (sink.written, sink.objects_written, sink.dropped) == (25, 3, 0)
+
+
+def test_a_partial_batch_is_flushed_after_the_interval() -> None:
+    recorder = Recorder()
+    sink = RequestLogSink(recorder, batch_size=1000, flush_interval_s=0.05)
+    for index in range(3):
+        sink.submit(json.dumps({"n": index}).encode() + b"\n")
+    wait_until(lambda: sink.written == 3)  # no close(): the interval alone flushed it
+    assert [r["n"] for r in recorder.records()] == [0, 1, 2]
+    sink.close()
+
+
+def test_a_full_queue_drops_and_counts_instead_of_blocking() -> None:
+    release = threading.Event()
+    entered = threading.Event()
+
+    def stuck_write(key: str, body: bytes) -> None:
+        entered.set()
+        release.wait(WAIT_S)
+
+    sink = RequestLogSink(stuck_write, batch_size=1, max_queue=3, flush_interval_s=60)
+    sink.submit(b"{}\n")
+    wait_until(entered.is_set)  # the thread is now stuck writing the first record
+    accepted = [sink.submit(b"{}\n") for _ in range(10)]
+    assert accepted == [True] * 3 + [False] * 7
+    assert sink.dropped == 7
+    release.set()
+    sink.close()
+    assert sink.written == 4
+
+
+def test_a_failing_write_is_counted_and_later_batches_still_go_out(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    recorder = Recorder()
+    calls = {"n": 0}
+
+    def flaky(key: str, body: bytes) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("store unreachable")
+        recorder(key, body)
+
+    sink = RequestLogSink(flaky, batch_size=2, flush_interval_s=60)
+    for index in range(4):
+        sink.submit(json.dumps({"n": index}).encode() + b"\n")
+    sink.close()
+
+    assert sink.dropped == 2 and sink.written == 2
+    assert [r["n"] for r in recorder.records()] == [2, 3]
+    assert "store unreachable" in caplog.text
+
+
+def test_records_after_close_are_dropped() -> None:
+    sink = RequestLogSink(Recorder(), batch_size=10)
+    sink.close()
+    assert sink.submit(b"{}\n") is False
+    assert sink.dropped == 1
+
+
+def test_bad_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="batch_size and max_queue must be >= 1"):
+        RequestLogSink(Recorder(), batch_size=0)
+
+
+def test_directory_writer_stores_objects_as_files(tmp_path: Path) -> None:
+    write = directory_writer(tmp_path)
+    write("request-logs/dt=2024-01-01/a.jsonl", b'{"n": 1}\n')
+    assert (tmp_path / "request-logs/dt=2024-01-01/a.jsonl").read_bytes() == b'{"n": 1}\n'
+    assert not list(tmp_path.rglob("*.partial"))
+
+
+def test_logging_never_raises_on_values_json_cannot_hold() -> None:
+    stream = io.StringIO()
+    logger = RequestLogger(stream=stream)
+    logger.log({"request_id": "x", "inputs": {"gender": [b"Male"]}, "odd": {1.5: "float key"}})
+    logger.log({"request_id": "y", "inputs": {"gender": [b"Female"]}})
+
+    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert first["request_id"] == "x" and "not serializable" in first["log_error"]
+    assert second == {"request_id": "y", "inputs": {"gender": ["Female"]}}
