@@ -56,28 +56,13 @@ class Measured:
 
 def make_model_dir(data_path: Path, kind: str, target: Path) -> Path:
     """Fit the project's pipeline on the real data and publish it like the pipeline does."""
-    from sklearn.linear_model import LogisticRegression
-    from xgboost import XGBClassifier
-
     patients = data.clean_patients(data.read_raw_patients_file(data_path))
     features, labels = data.features_and_target(patients)
-    classifier = (
-        LogisticRegression(class_weight="balanced", max_iter=5000, C=0.1)
-        if kind == "lr"
-        else XGBClassifier(
-            n_estimators=300,
-            max_depth=3,
-            learning_rate=0.03,
-            subsample=0.8,
-            colsample_bytree=0.8,
-            min_child_weight=5,
-            reg_lambda=5.0,
-            scale_pos_weight=19.5,
-            tree_method="hist",
-            n_jobs=2,
-            random_state=0,
-        )
-    )
+    # The training candidates' own classifiers, so the benchmark serves what the pipeline ships.
+    family = {"lr": "logistic_regression", "xgb": "xgboost"}[kind]
+    candidate = next(c for c in train.CANDIDATES if c.name == family)
+    imbalance = float((labels == 0).sum() / labels.sum())
+    classifier = candidate.make_classifier(0, imbalance)
     pipeline = train.build_model_pipeline(classifier).fit(features, labels)
     model_dir.write_model_dir(
         target,

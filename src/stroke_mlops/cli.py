@@ -169,8 +169,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from stroke_mlops import predictor
 
     argv = ["--model-uri", args.model_uri, "--port", str(args.port), "--host", args.host]
-    if args.request_log_dir:
-        argv += ["--request-log-dir", args.request_log_dir]
+    if args.request_log_uri:
+        argv += ["--request-log-uri", args.request_log_uri]
     return predictor.main(argv)
 
 
@@ -363,7 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--port", type=int, default=8080, help="HTTP port (8080)")
     serve.add_argument("--host", default="0.0.0.0", help="address to bind (0.0.0.0)")
-    serve.add_argument("--request-log-dir", help="also write request-log batches (JSONL) here")
+    serve.add_argument(
+        "--request-log-uri",
+        help="also write request-log batches (JSON lines) to this folder or s3://bucket/prefix",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser(

@@ -42,9 +42,9 @@ from stroke_mlops import schema
 from stroke_mlops.request_log import (
     RequestLogger,
     RequestLogSink,
-    directory_writer,
     new_request_id,
     utc_timestamp,
+    writer_for,
 )
 from stroke_mlops.serving import (
     CompiledModel,
@@ -373,10 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     parser.add_argument("--grpc-port", type=int, default=None, help="also serve gRPC V2 here")
     parser.add_argument(
+        "--request-log-uri",
         "--request-log-dir",
-        type=Path,
-        default=None,
-        help="also write request records, batched as JSON-lines files, under this folder",
+        dest="request_log_uri",
+        default=os.environ.get("STROKE_REQUEST_LOG_URI"),
+        help="also write request records, batched as JSON-lines objects, to this folder or "
+        "s3://bucket/prefix (monitoring); default $STROKE_REQUEST_LOG_URI",
     )
     parser.add_argument(
         "--no-stdout-request-log",
@@ -390,8 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m stroke_mlops.predictor``; returns the exit status."""
     args = build_parser().parse_args(argv)
     sink = (
-        RequestLogSink(directory_writer(args.request_log_dir), flush_interval_s=1.0)
-        if args.request_log_dir
+        RequestLogSink(writer_for(args.request_log_uri), flush_interval_s=1.0)
+        if args.request_log_uri
         else None
     )
     try:

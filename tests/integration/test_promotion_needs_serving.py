@@ -10,8 +10,9 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from stroke_mlops import data, model_dir, signature, steps, train
+from stroke_mlops import signature, steps
 from stroke_mlops.store import open_store
+from tests.serving.model_dirs import fit_pipeline, write_test_model_dir
 
 pytestmark = pytest.mark.integration
 
@@ -19,15 +20,11 @@ pytestmark = pytest.mark.integration
 def _publish(
     store_uri: str, classifier: object, version: str, frame: pd.DataFrame, scratch: Path
 ) -> None:
-    X, y = data.features_and_target(frame)
-    model = train.build_model_pipeline(classifier).fit(X, y)
-    directory = scratch / version
-    model_dir.write_model_dir(
-        directory,
-        model=model,
-        signature=signature.build_signature(signature.example_instances(frame)),
-        model_card="# test model\n",
-        metadata={"version": version, "threshold": 0.5},
+    directory = write_test_model_dir(
+        scratch / version,
+        fit_pipeline(frame, classifier),
+        signature.build_signature(signature.example_instances(frame)),
+        version=version,
     )
     open_store(store_uri).publish_version(directory, version)
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stroke_mlops.request_log import RequestLogger, RequestLogSink, directory_writer
+from stroke_mlops.request_log import RequestLogger, RequestLogSink, directory_writer, writer_for
+from tests.s3_server import S3Bucket
 
 WAIT_S = 30.0  # generous bound for the background thread; never asserted as a speed
 
@@ -150,3 +151,18 @@ def test_logging_never_raises_on_values_json_cannot_hold() -> None:
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())
     assert first["request_id"] == "x" and "not serializable" in first["log_error"]
     assert second == {"request_id": "y", "inputs": {"gender": ["Female"]}}
+
+
+def test_request_records_reach_an_s3_bucket_for_monitoring(s3_bucket: S3Bucket) -> None:
+    sink = RequestLogSink(
+        writer_for(s3_bucket.uri("monitoring/requests")), batch_size=2, flush_interval_s=0.1
+    )
+    logger = RequestLogger(stream=None, sink=sink)
+    for number in range(3):
+        logger.log({"request_id": f"r{number}", "model_version": "v1", "status": 200})
+    logger.close()
+    keys = s3_bucket.keys("monitoring/requests/")
+    assert keys and all(key.endswith(".jsonl") for key in keys)
+    records = [json.loads(line) for key in keys for line in s3_bucket.read(key).splitlines()]
+    assert sorted(r["request_id"] for r in records) == ["r0", "r1", "r2"]
+    assert sink.dropped == 0
