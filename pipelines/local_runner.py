@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -143,6 +144,13 @@ def run_locally(
         environment = {k: v for k, v in os.environ.items() if k in FORWARDED_ENV}
         local.init(runner=host_network_docker_runner(environment), pipeline_root=str(root))
     else:
+        # The components name the project image; here they run in this environment instead,
+        # which has the same library and pinned dependencies installed: that is the point.
+        warnings.filterwarnings(
+            "ignore",
+            message="You may be attemping to run a task that uses custom",
+            category=RuntimeWarning,
+        )
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
     before = set(root.iterdir())
     clock = StepClock(stream or sys.stdout)

@@ -138,13 +138,21 @@ def test_unusable_storage_uris_are_refused_with_the_reason(uri: str, reason: str
 
 @pytest.mark.parametrize(
     "uri",
-    [NEW, "gs://bucket/model", "pvc://models-claim/stroke/v1", "file:///mnt/models",
+    [NEW, "gs://bucket/model/", "pvc://models-claim/stroke/v1", "file:///mnt/models",
      "https://example.org/model/", "hf://org/model"],
 )  # fmt: skip
 def test_supported_storage_uris_are_accepted(uri: str) -> None:
     assert deploy.validate_storage_uri(uri) == uri
     isvc = deploy.to_manifest(deploy.build_inference_service(uri))
     assert isvc["spec"]["predictor"]["model"]["storageUri"] == uri
+
+
+@pytest.mark.parametrize("uri", ["s3://b/models/stroke/versions/1", "gs://b/model"])
+def test_bucket_uris_get_a_trailing_slash(uri: str) -> None:
+    # KServe's storage initializer lists by plain prefix: .../versions/1 would fetch .../10/ too.
+    assert deploy.validate_storage_uri(uri) == uri + "/"
+    isvc = deploy.to_manifest(deploy.build_inference_service(uri))
+    assert isvc["spec"]["predictor"]["model"]["storageUri"] == uri + "/"
 
 
 @pytest.mark.parametrize(
