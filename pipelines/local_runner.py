@@ -129,6 +129,8 @@ def run_locally(
 
     root = Path(pipeline_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
+    # Display names are a UI-only setting: kfp.local says it ignores them, once per task.
+    warnings.filterwarnings("ignore", message="Task .* have no effect in the current local runner")
     if runner == "docker":
         from stroke_mlops.image import project_image
         from stroke_mlops.local_docker import host_network_docker_runner, require_local_image
