@@ -145,8 +145,9 @@ upload-data: $(DATA) | $(INSTALLED) ## copy the raw CSV into the cluster's MinIO
 submit: | $(INSTALLED) ## run the pipeline on the cluster (after image-load and upload-data)
 	@$(call port_forward,kubeflow,svc/ml-pipeline-ui,$(KFP_LOCAL_PORT),80); \
 	$(BIN)/stroke-mlops submit --host http://127.0.0.1:$(KFP_LOCAL_PORT) \
+	  --ui-url http://127.0.0.1:$(KFP_UI_PORT) \
 	  --data $(DATA_URI) --store $(STORE_URI) --experiment $(EXPERIMENT)
-	@echo "Follow the run in the KFP UI: make kfp-ui"
+	@echo "Follow the run in the KFP UI: make kfp-ui, then open the link above"
 
 kfp-ui: ## serve the KFP UI on http://127.0.0.1:8080 (Ctrl-C to stop)
 	@echo "KFP UI: http://127.0.0.1:$(KFP_UI_PORT)"

@@ -24,8 +24,13 @@ def submit_run(
     arguments: dict[str, Any],
     run_name: str | None = None,
     cluster: ClusterConfig | None = None,
+    ui_url: str | None = None,
 ) -> SubmittedRun:
-    """Compile for the cluster, then create a run in ``experiment`` through the KFP API."""
+    """Compile for the cluster, then create a run in ``experiment`` through the KFP API.
+
+    ``ui_url`` is where the user opens the KFP UI (the API ``host`` may be a short-lived
+    port-forward); the returned link points there.
+    """
     import kfp
 
     client = kfp.Client(host=host)
@@ -39,5 +44,6 @@ def submit_run(
             experiment_name=experiment,
         )
     return SubmittedRun(
-        run_id=result.run_id, url=f"{host.rstrip('/')}/#/runs/details/{result.run_id}"
+        run_id=result.run_id,
+        url=f"{(ui_url or host).rstrip('/')}/#/runs/details/{result.run_id}",
     )

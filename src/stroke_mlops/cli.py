@@ -156,6 +156,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
         experiment=args.experiment,
         arguments=_pipeline_arguments(args),
         run_name=args.run_name,
+        ui_url=args.ui_url,
     )
     print(f"run {run.run_id} created in experiment {args.experiment!r}")
     print(f"watch it at {run.url}")
@@ -345,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit.add_argument("--store", default="s3://stroke-mlops/models", help="model store URI")
     submit.add_argument("--experiment", default="stroke-mlops", help="KFP experiment name")
+    submit.add_argument(
+        "--ui-url", help="where you open the KFP UI, for the printed run link (default: --host)"
+    )
     submit.add_argument("--run-name", default=None, help="run name (default: timestamped)")
     _add_pipeline_options(submit)
     submit.set_defaults(handler=cmd_submit)
