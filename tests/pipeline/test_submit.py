@@ -27,7 +27,7 @@ class FakeKfpApi(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.received.append(("GET", self.path, {}))
         if self.path.startswith("/apis/v2beta1/healthz"):
             self._answer({"multi_user": False})
@@ -36,7 +36,7 @@ class FakeKfpApi(BaseHTTPRequestHandler):
         else:
             self._answer({"error": "not found"}, 404)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
         self.received.append(("POST", self.path, body))
         if self.path.startswith("/apis/v2beta1/experiments"):
