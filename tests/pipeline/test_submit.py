@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -17,7 +17,7 @@ from stroke_mlops.cli import main
 class FakeKfpApi(BaseHTTPRequestHandler):
     """Just enough of KFP's v2beta1 REST API for Client.create_run_from_pipeline_package."""
 
-    received: list[tuple[str, str, dict[str, Any]]] = []
+    received: ClassVar[list[tuple[str, str, dict[str, Any]]]] = []
 
     def _answer(self, body: dict[str, Any], status: int = 200) -> None:
         payload = json.dumps(body).encode()
