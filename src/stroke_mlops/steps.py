@@ -291,7 +291,7 @@ def promote(store_uri: str, version: str) -> dict[str, Any]:
 
     pointer = open_store(store_uri).promote(version)
     log.info("production is now %s", version)
-    return asdict(pointer) if hasattr(pointer, "__dataclass_fields__") else dict(vars(pointer))
+    return asdict(pointer)
 
 
 def deploy(
