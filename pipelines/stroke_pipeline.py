@@ -112,7 +112,10 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
         ).after(enforced)
         trained = platform(
             train(
-                train_data=split.outputs["train_data"], seed=seed, precision_floor=precision_floor
+                train_data=split.outputs["train_data"],
+                validation_data=split.outputs["validation_data"],
+                seed=seed,
+                precision_floor=precision_floor,
             ),
             cpu="2",
             memory="2Gi",

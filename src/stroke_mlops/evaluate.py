@@ -1,9 +1,10 @@
 """Evaluation: the decision threshold, held-out test metrics with intervals, and the model card.
 
-The threshold is chosen on data the model did not train on, pooled for stability: the
-out-of-fold scores of the training rows (from the CV of the chosen configuration) plus the
-validation rows scored by the final model. The validation split alone has only about 50
-strokes, too few for a precision estimate to hold. The test set is touched once, at the end.
+The model is searched and fitted on the development rows (train + validation). The threshold
+is chosen on scores of rows the scoring model did not train on: the out-of-fold scores of
+every development row from the CV of the chosen candidate (about 200 strokes; the validation
+split alone has about 50, too few for a precision estimate to hold). The test set is touched
+once, at the end.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class Evaluation:
     intervals: dict[str, dict[str, float]]
     confusion_matrix: list[list[int]]  # rows = actual [no stroke, stroke], cols = predicted
     roc_curve: dict[str, list[float]] = field(repr=False)
-    validation: dict[str, float] = field(default_factory=dict)
+    out_of_fold: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -77,22 +78,21 @@ def test_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> di
 def evaluate_model(
     model: Pipeline,
     *,
-    train: pd.DataFrame,
+    development: pd.DataFrame,
     oof_scores: np.ndarray,
-    validation: pd.DataFrame,
     test: pd.DataFrame,
     config: EvaluationConfig,
 ) -> Evaluation:
-    """Choose the threshold on pooled OOF + validation scores, then measure on the test set."""
-    _, y_train = features_and_target(train)
-    _, y_validation = features_and_target(validation)
+    """Choose the threshold on the out-of-fold development scores; measure on the test set."""
+    _, y_development = features_and_target(development)
     _, y_test = features_and_target(test)
-    validation_scores = score(model, validation)
-    pooled_y = np.concatenate([y_train, y_validation])
-    pooled_scores = np.concatenate([oof_scores, validation_scores])
+    if len(oof_scores) != len(y_development):
+        raise ValueError(
+            f"{len(oof_scores)} out-of-fold scores for {len(y_development)} development rows"
+        )
     choice = metrics.select_threshold(
-        pooled_y,
-        pooled_scores,
+        y_development,
+        oof_scores,
         precision_floor=config.precision_floor,
         margin=config.threshold_margin,
     )
@@ -122,7 +122,7 @@ def evaluate_model(
             # roc_curve's first threshold is +inf; JSON and the KFP UI want a number.
             "thresholds": [float(min(v, 1.0)) for v in roc_thresholds[keep]],
         },
-        validation=test_metrics(y_validation, validation_scores, choice.threshold),
+        out_of_fold=test_metrics(y_development, oof_scores, choice.threshold),
         config=asdict(config),
     )
 
@@ -162,11 +162,14 @@ while keeping **precision ≥ {floor:.0%}**; it is not a diagnosis, and it was t
 public Kaggle dataset of 5,110 patients of unknown provenance, not validated clinically.
 
 ## Model
-- Selected family: **{selected}** (one scikit-learn pipeline: median imputation + scaling,
-  one-hot categories, classifier; the preprocessing ships inside the artifact)
+- Selected candidate: **{selected}** (one scikit-learn pipeline: median imputation + scaling,
+  one-hot categories, classifier — `soft_vote` averages the logistic regression's and
+  XGBoost's probabilities; the preprocessing ships inside the artifact), fitted on the train +
+  validation rows
 - Decision threshold: **{evaluation.threshold:.4f}** — the highest recall whose precision holds
-  at ≥ {floor:.0%} on a plateau, chosen on {evaluation.threshold_choice["rows"]} pooled
-  out-of-fold + validation rows ({evaluation.threshold_choice["positives"]} strokes)
+  at ≥ {floor:.0%} on a plateau, chosen on the out-of-fold scores of the
+  {evaluation.threshold_choice["rows"]} train + validation rows
+  ({evaluation.threshold_choice["positives"]} strokes)
 
 | candidate | best parameters | CV PR AUC | OOF ROC AUC | OOF recall @ precision floor |
 |---|---|---|---|---|

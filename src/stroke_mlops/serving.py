@@ -504,7 +504,8 @@ def compile_model(
     version: str,
     check_parity: bool = True,
 ) -> CompiledModel:
-    """Compile ``Pipeline([ColumnTransformer, LogisticRegression | XGBClassifier])`` to numpy.
+    """Compile ``Pipeline([ColumnTransformer, classifier])`` to numpy; the classifier is a
+    LogisticRegression, an XGBClassifier or a soft VotingClassifier of them.
 
     Raises UnsupportedPipelineError for any other shape, and (with ``check_parity``) when the
     compiled probabilities differ from ``pipeline.predict_proba`` by more than
@@ -750,10 +751,36 @@ def _compile_classifier(
             return np.asarray(values, dtype=np.float64).reshape(-1)
 
         return score_trees, "XGBClassifier"
+    if type(classifier).__name__ == "VotingClassifier":
+        return _compile_soft_vote(classifier, width)
     raise UnsupportedPipelineError(
         f"cannot compile classifier {type(classifier).__name__}: supported are "
-        "LogisticRegression and XGBClassifier (binary)"
+        "LogisticRegression, XGBClassifier (binary) and a soft VotingClassifier of them"
     )
+
+
+def _compile_soft_vote(
+    classifier: Any, width: int
+) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """A soft VotingClassifier: the (weighted) mean of its compiled members' probabilities."""
+    if classifier.voting != "soft":
+        raise UnsupportedPipelineError(
+            f"VotingClassifier must vote 'soft' (average probabilities); got {classifier.voting!r}"
+        )
+    members = [_compile_classifier(estimator, width) for estimator in classifier.estimators_]
+    raw_weights = classifier.weights if classifier.weights is not None else [1.0] * len(members)
+    weights = np.asarray(raw_weights, dtype=np.float64)
+    if weights.shape != (len(members),) or weights.sum() <= 0:
+        raise UnsupportedPipelineError(f"VotingClassifier has unusable weights {raw_weights}")
+    weights = weights / weights.sum()  # as np.average in VotingClassifier.predict_proba
+
+    def score_vote(encoded: np.ndarray) -> np.ndarray:
+        total = np.zeros(encoded.shape[0], dtype=np.float64)
+        for weight, (score, _) in zip(weights, members, strict=True):
+            total += weight * score(encoded)
+        return total
+
+    return score_vote, "VotingClassifier(" + ", ".join(name for _, name in members) + ")"
 
 
 def probe_instances(

@@ -105,11 +105,21 @@ def read_part(path: Path) -> pd.DataFrame:
     return data.clean_patients(frame)
 
 
+def read_development(train_path: Path, validation_path: Path) -> pd.DataFrame:
+    """Train + validation: the rows the model is searched, fitted and thresholded on."""
+    return pd.concat([read_part(train_path), read_part(validation_path)], ignore_index=True)
+
+
 def train_model(
-    train_path: Path, model_path: Path, *, seed: int, precision_floor: float
+    train_path: Path,
+    validation_path: Path,
+    model_path: Path,
+    *,
+    seed: int,
+    precision_floor: float,
 ) -> dict[str, Any]:
-    """Search, select and fit; write the model directory (model, OOF scores, summary)."""
-    frame = read_part(train_path)
+    """Search, select and fit on train + validation; write the model, OOF scores, summary."""
+    frame = read_development(train_path, validation_path)
     features, target = data.features_and_target(frame)
     result = train.train_candidates(features, target, seed=seed, precision_floor=precision_floor)
     model_path.mkdir(parents=True, exist_ok=True)
@@ -136,13 +146,12 @@ def evaluate_model(
     config: evaluate.EvaluationConfig,
     evaluation_path: Path,
 ) -> evaluate.Evaluation:
-    """Threshold from pooled OOF + validation scores, metrics on the untouched test set."""
+    """Threshold from out-of-fold development scores, metrics on the untouched test set."""
     model, oof, _ = load_trained(model_path)
     result = evaluate.evaluate_model(
         model,
-        train=read_part(train_path),
+        development=read_development(train_path, validation_path),
         oof_scores=oof,
-        validation=read_part(validation_path),
         test=read_part(test_path),
         config=config,
     )

@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import ClassifierMixin
+from sklearn.base import ClassifierMixin, clone
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import VotingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, roc_auc_score
@@ -106,6 +107,35 @@ CANDIDATES: tuple[Candidate, ...] = (
 )
 
 
+SOFT_VOTE = "soft_vote"
+
+
+def build_soft_vote(fitted: dict[str, tuple[Pipeline, np.ndarray]]) -> Pipeline:
+    """One pipeline averaging the probabilities of each family's best classifier (unfitted)."""
+    members = [
+        (name, clone(pipe.named_steps[CLASSIFIER_STEP])) for name, (pipe, _) in fitted.items()
+    ]
+    return build_model_pipeline(VotingClassifier(members, voting="soft"))
+
+
+def _soft_vote_result(
+    fitted: dict[str, tuple[Pipeline, np.ndarray]], target: np.ndarray, precision_floor: float
+) -> CandidateResult:
+    """The average of the families' out-of-fold scores is exactly the soft vote's out-of-fold
+    score (same folds, same deterministic preprocessing), so it is scored without refitting."""
+    oof = np.mean([oof for _, oof in fitted.values()], axis=0)
+    average_precision = round(float(average_precision_score(target, oof)), 5)
+    return CandidateResult(
+        name=SOFT_VOTE,
+        best_params={"members": list(fitted)},
+        cv_average_precision=average_precision,
+        oof_average_precision=average_precision,
+        oof_roc_auc=round(float(roc_auc_score(target, oof)), 5),
+        oof_recall_at_precision=round(recall_at_precision(target, oof, precision_floor), 5),
+        seconds=0.0,
+    )
+
+
 @dataclass
 class CandidateResult:
     """How one family did: its best grid point and the CV scores of its refit choice."""
@@ -146,9 +176,10 @@ def train_candidates(
 ) -> TrainingResult:
     """Search each candidate by stratified CV, choose the best, return it fitted on all rows.
 
-    Within a family the grid point with the best average precision (PR AUC) wins; between
-    families the one whose out-of-fold scores reach the highest recall at ``precision_floor``
-    wins (PR AUC breaks ties). Everything is reproducible from ``seed``.
+    Within a family the grid point with the best average precision (PR AUC) wins. With two or
+    more families, their soft vote (mean probability) is a further candidate. The candidate
+    whose out-of-fold scores reach the highest recall at ``precision_floor`` wins (PR AUC
+    breaks ties). Everything is reproducible from ``seed``.
     """
     if not candidates:
         raise ValueError("at least one candidate is needed")
@@ -199,8 +230,14 @@ def train_candidates(
         )
         results.append(result)
         fitted[candidate.name] = (best, oof)
+    if len(fitted) >= 2:
+        results.append(_soft_vote_result(fitted, target, precision_floor))
     chosen = max(results, key=lambda r: (r.oof_recall_at_precision, r.oof_average_precision))
-    model, oof_scores = fitted[chosen.name]
+    if chosen.name == SOFT_VOTE:
+        model = build_soft_vote(fitted).fit(features, target)
+        oof_scores = np.mean([oof for _, oof in fitted.values()], axis=0)
+    else:
+        model, oof_scores = fitted[chosen.name]
     log.info("selected %s", chosen.name)
     return TrainingResult(
         model=model, selected=chosen.name, candidates=results, oof_scores=oof_scores

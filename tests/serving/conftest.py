@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from sklearn.ensemble import VotingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
@@ -35,6 +36,16 @@ def real_instances(real_patients: pd.DataFrame) -> list[dict[str, Any]]:
 @pytest.fixture(scope="session")
 def lr_pipeline(real_patients: pd.DataFrame) -> Pipeline:
     return fit_pipeline(real_patients, LogisticRegression(class_weight="balanced", max_iter=2000))
+
+
+@pytest.fixture(scope="session")
+def vote_pipeline(real_patients: pd.DataFrame) -> Pipeline:
+    """What training ships when the soft vote of both families wins."""
+    members = [
+        ("logistic_regression", LogisticRegression(class_weight="balanced", max_iter=2000)),
+        ("xgboost", XGBClassifier(n_estimators=40, max_depth=2, n_jobs=1, random_state=0)),
+    ]
+    return fit_pipeline(real_patients, VotingClassifier(members, voting="soft"))
 
 
 @pytest.fixture(scope="session")

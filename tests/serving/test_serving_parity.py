@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.ensemble import RandomForestClassifier, VotingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
@@ -28,7 +28,7 @@ def compiled_for(pipeline: Pipeline, signature_doc: dict[str, Any]) -> serving.C
     return compile_model(pipeline, signature_doc, threshold=TEST_THRESHOLD, version="parity")
 
 
-@pytest.mark.parametrize("pipeline_name", ["lr_pipeline", "xgb_pipeline"])
+@pytest.mark.parametrize("pipeline_name", ["lr_pipeline", "xgb_pipeline", "vote_pipeline"])
 def test_every_real_row_scores_like_the_pipeline(
     pipeline_name: str,
     request: pytest.FixtureRequest,
@@ -112,6 +112,15 @@ def _with_steps(pipeline: Pipeline, **replace: Any) -> Pipeline:
         (
             lambda p: _with_steps(p, numeric=StandardScaler()),
             "input 'bmi' may be null but transformer 'numeric' does not impute it",
+        ),
+        (
+            lambda p: Pipeline(
+                [
+                    p.steps[0],
+                    ("classifier", VotingClassifier([("lr", LogisticRegression())], voting="hard")),
+                ]
+            ),
+            "VotingClassifier must vote 'soft'",
         ),
     ],
 )

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from stroke_mlops import data, evaluate, train
 
@@ -39,7 +40,8 @@ def trained(split: data.PatientSplit) -> train.TrainingResult:
 def test_selects_a_fitted_pipeline_with_its_preprocessing(
     trained: train.TrainingResult, split: data.PatientSplit
 ) -> None:
-    assert trained.selected in {"logistic_regression", "xgboost"}
+    assert trained.selected in {"logistic_regression", "xgboost", train.SOFT_VOTE}
+    assert {c.name for c in trained.candidates} == {"logistic_regression", "xgboost", "soft_vote"}
     assert [name for name, _ in trained.model.steps] == ["preprocess", "classifier"]
     chosen = next(c for c in trained.candidates if c.name == trained.selected)
     best = max(
@@ -81,9 +83,8 @@ def test_evaluation_is_consistent_and_the_card_says_so(
 ) -> None:
     result = evaluate.evaluate_model(
         trained.model,
-        train=split.train,
+        development=split.train,
         oof_scores=trained.oof_scores,
-        validation=split.validation,
         test=split.test,
         config=evaluate.EvaluationConfig(bootstrap_resamples=200, seed=3),
     )
@@ -91,8 +92,9 @@ def test_evaluation_is_consistent_and_the_card_says_so(
     assert cm.sum() == len(split.test)
     assert cm[1].sum() == int(split.test["stroke"].sum())
     assert result.test["recall"] == pytest.approx(cm[1, 1] / cm[1].sum())
-    # The threshold was chosen on pooled train OOF + validation rows, not on the test set.
-    assert result.threshold_choice["rows"] == len(split.train) + len(split.validation)
+    # The threshold was chosen on the out-of-fold development scores, not on the test set.
+    assert result.threshold_choice["rows"] == len(split.train)
+    assert result.out_of_fold["recall"] == pytest.approx(result.threshold_choice["recall"])
     assert result.threshold_choice["precision"] >= 0.15
     assert (
         result.intervals["recall"]["low"]
@@ -113,3 +115,22 @@ def test_evaluation_is_consistent_and_the_card_says_so(
     assert "v-test" in card
     assert f"{result.test['recall']:.3f}" in card
     assert f"| **stroke** | {cm[1][0]} | {cm[1][1]} |" in card
+
+
+def test_soft_vote_oof_is_the_mean_of_its_members_oof(split: data.PatientSplit) -> None:
+    """What _soft_vote_result relies on: scoring the vote without cross-validating it again."""
+    X, y = data.features_and_target(split.train)
+    splitter = StratifiedKFold(n_splits=3, shuffle=True, random_state=3)
+    members = {
+        c.name: train.build_model_pipeline(c.make_classifier(3, 19.0)).set_params(
+            **{key: values[0] for key, values in c.grid.items()}
+        )
+        for c in SMALL
+    }
+    oofs = {
+        name: cross_val_predict(pipe, X, y, cv=splitter, method="predict_proba")[:, 1]
+        for name, pipe in members.items()
+    }
+    vote = train.build_soft_vote({name: (pipe, oofs[name]) for name, pipe in members.items()})
+    vote_oof = cross_val_predict(vote, X, y, cv=splitter, method="predict_proba")[:, 1]
+    np.testing.assert_allclose(vote_oof, np.mean(list(oofs.values()), axis=0), atol=1e-12)
