@@ -89,8 +89,9 @@ class LocalRunSummary:
         if evaluation:
             t, ci = evaluation["test"], evaluation["intervals"]
             lines += [
-                "Held-out test set (threshold chosen on out-of-fold + validation scores):",
-                f"  threshold {evaluation['threshold']:.4f}",
+                "Held-out test set (threshold chosen on out-of-fold train + validation scores):",
+                f"  model     {self.outputs.get('selected', '?')}, threshold "
+                f"{evaluation['threshold']:.4f}",
                 f"  recall    {t['recall']:.3f}  (95% CI {ci['recall']['low']:.3f}–"
                 f"{ci['recall']['high']:.3f})",
                 f"  precision {t['precision']:.3f}  (95% CI {ci['precision']['low']:.3f}–"
@@ -187,6 +188,10 @@ def collect_outputs(run_dir: Path) -> dict[str, Any]:
     evaluation = run_dir / "evaluate" / "evaluation"
     if evaluation.is_file():
         outputs["evaluation"] = json.loads(evaluation.read_text())
+    trained = run_dir / "train" / "executor_output.json"
+    if trained.is_file():
+        model = json.loads(trained.read_text())["artifacts"]["model"]["artifacts"][0]
+        outputs["selected"] = model.get("metadata", {}).get("selected")
     gate_report = run_dir / "gate" / "report"
     if gate_report.is_file():
         outputs["gate"] = " ".join(
