@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier, VotingClassifier
 from sklearn.impute import SimpleImputer
@@ -116,7 +117,7 @@ def _with_steps(pipeline: Pipeline, **replace: Any) -> Pipeline:
         (
             lambda p: Pipeline(
                 [
-                    p.steps[0],
+                    ("preprocess", clone(p.named_steps["preprocess"])),  # never refit the fixture
                     ("classifier", VotingClassifier([("lr", LogisticRegression())], voting="hard")),
                 ]
             ),
