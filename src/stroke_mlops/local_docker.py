@@ -60,7 +60,48 @@ def host_network_docker_runner(
         run_args.setdefault("user", host_user())
     if env:
         run_args["environment"] = env
+    _report_real_exit_codes()
     return local.DockerRunner(**run_args)
+
+
+def _report_real_exit_codes() -> None:
+    """Make kfp.local read each task container's exit code before the container is removed.
+
+    kfp 2.17 starts task containers with ``auto_remove=True`` (not overridable) and, when a
+    container that failed quickly is already gone at ``wait()``, reports exit code 0: a failed
+    step would pass (seen here with a component that raises at once). The replacement below
+    keeps the container until its status is read, then removes it.
+    """
+    from kfp.local import docker_task_handler
+
+    docker_task_handler.run_docker_container = run_task_container
+
+
+def run_task_container(
+    client: Any, image: str, command: list[str], volumes: dict[str, Any], **container_run_args: Any
+) -> int:
+    """kfp's ``run_docker_container`` contract: stream the logs, return the exit status."""
+    from kfp.local import docker_task_handler
+
+    image = docker_task_handler.add_latest_tag_if_not_present(image=image)
+    require_local_image(image)
+    print(f"Found image {image!r}\n")
+    container = client.containers.run(
+        image=image,
+        command=command,
+        detach=True,
+        stdout=True,
+        stderr=True,
+        volumes=volumes,
+        auto_remove=False,
+        **container_run_args,
+    )
+    try:
+        for line in container.logs(stream=True):
+            print(line.decode(), end="")
+        return int(container.wait()["StatusCode"])
+    finally:
+        container.remove(force=True)
 
 
 def require_local_image(image: str) -> None:
