@@ -8,8 +8,8 @@ import pytest
 from stroke_mlops import data, schema
 
 HEADER = ",".join(schema.RAW_COLUMNS)
-ROW_A = "9046,Male,67,0,1,Yes,Private,Urban,228.69,36.6,formerly smoked,1"
-ROW_B = "51676,Female,61,0,0,Yes,Self-employed,Rural,202.21,N/A,never smoked,1"
+ROW_A = "1001,Male,70,0,1,Yes,Private,Urban,201.5,31.2,formerly smoked,1"
+ROW_B = "1002,Female,58,0,0,Yes,Self-employed,Rural,95.3,N/A,never smoked,0"
 
 
 def test_reads_bom_crlf_and_na_as_distributed() -> None:
