@@ -1,5 +1,14 @@
 from kfp import dsl
-from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import (
+    Artifact,
+    ClassificationMetrics,
+    Dataset,
+    Input,
+    Markdown,
+    Metrics,
+    Model,
+    Output,
+)
 
 from components._image import IMAGE
 
@@ -10,14 +19,17 @@ def evaluate(
     train_data: Input[Dataset],
     validation_data: Input[Dataset],
     test_data: Input[Dataset],
+    fingerprint: Input[Artifact],
     precision_floor: float,
     threshold_margin: float,
     seed: int,
     evaluation: Output[Artifact],
     metrics: Output[Metrics],
     classification: Output[ClassificationMetrics],
+    model_card: Output[Markdown],
 ):
     """Pick the threshold on held-out scores; measure on the test set; log for the KFP UI."""
+    import json
     from pathlib import Path
 
     from stroke_mlops import steps
@@ -41,6 +53,11 @@ def evaluate(
     for name, interval in result.intervals.items():
         metrics.log_metric(f"test_{name}_ci95_low", round(interval["low"], 6))
         metrics.log_metric(f"test_{name}_ci95_high", round(interval["high"], 6))
+    Path(model_card.path).write_text(
+        steps.candidate_model_card(
+            Path(model.path), Path(evaluation.path), json.loads(Path(fingerprint.path).read_text())
+        )
+    )
     roc = result.roc_curve
     classification.log_roc_curve(roc["fpr"], roc["tpr"], roc["thresholds"])
     classification.log_confusion_matrix(["no stroke", "stroke"], result.confusion_matrix)

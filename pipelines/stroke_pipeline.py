@@ -126,6 +126,7 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
                 train_data=split.outputs["train_data"],
                 validation_data=split.outputs["validation_data"],
                 test_data=split.outputs["test_data"],
+                fingerprint=split.outputs["fingerprint"],
                 precision_floor=precision_floor,
                 threshold_margin=threshold_margin,
                 seed=seed,

@@ -130,6 +130,20 @@ def train_model(
     return summary
 
 
+def candidate_model_card(
+    model_path: Path, evaluation_path: Path, fingerprint: dict[str, Any]
+) -> str:
+    """The model card of the candidate before the gate (publish writes the versioned one)."""
+    _, _, summary = load_trained(model_path)
+    return evaluate.render_model_card(
+        evaluate.Evaluation.from_json(evaluation_path.read_text()),
+        version="candidate (not yet published)",
+        selected=summary["selected"],
+        training_summary=summary,
+        fingerprint=fingerprint,
+    )
+
+
 def load_trained(model_path: Path) -> tuple[Any, np.ndarray, dict[str, Any]]:
     model = joblib.load(model_path / MODEL_FILE)
     oof = np.load(model_path / OOF_SCORES_FILE)

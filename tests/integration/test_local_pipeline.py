@@ -165,4 +165,8 @@ def test_gate_refusal_skips_publish(real_csv_path: Path, tmp_path: Path) -> None
     assert summary.succeeded  # refusing a model is a decision, not a failure
     assert "publish" not in _statuses(summary)
     assert "min_recall 0.990" in summary.outputs["gate"]
+    # The refused candidate still has its model card in the UI, from evaluate.
+    assert summary.run_dir is not None
+    card = (summary.run_dir / "evaluate" / "model_card").read_text()
+    assert "candidate (not yet published)" in card and "Held-out test set" in card
     assert open_store(str(tmp_path / "store")).production() is None
