@@ -14,6 +14,7 @@ The credentials are fake, labelled test values: moto accepts any keys.
 from __future__ import annotations
 
 import http.client
+import io
 import threading
 import urllib.parse
 import uuid
@@ -74,6 +75,11 @@ class S3Bucket:
 
     def uri(self, key: str = "") -> str:
         return f"s3://{self.name}/{key}" if key else f"s3://{self.name}"
+
+    def put(self, key: str, content: bytes) -> str:
+        """Upload ``content`` as ``key``; returns its s3:// URI."""
+        self.client.put_object(self.name, key, io.BytesIO(content), len(content))
+        return self.uri(key)
 
     def keys(self, prefix: str = "") -> list[str]:
         objects = self.client.list_objects(self.name, prefix=prefix, recursive=True)

@@ -3,7 +3,6 @@ S3 stand-in, then the predictor container serving the promoted model fetched fro
 
 from __future__ import annotations
 
-import io
 import json
 import socket
 import time
@@ -48,13 +47,10 @@ def test_pipeline_in_containers_then_predictor_container_from_s3(
     tmp_path: Path,
     start_container: Callable[..., Any],
 ) -> None:
-    data_key = "data/healthcare-dataset-stroke-data.csv"
-    s3_bucket.client.put_object(
-        s3_bucket.name, data_key, io.BytesIO(real_csv_bytes), len(real_csv_bytes)
-    )
+    data_uri = s3_bucket.put("data/healthcare-dataset-stroke-data.csv", real_csv_bytes)
     store_uri = s3_bucket.uri("models")
     summary = run_locally(
-        data_uri=s3_bucket.uri(data_key),
+        data_uri=data_uri,
         store_uri=store_uri,
         runner="docker",
         pipeline_root=str(tmp_path / "outputs"),

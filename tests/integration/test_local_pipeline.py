@@ -5,7 +5,6 @@ Each run takes tens of seconds, so runs are shared between tests through module 
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -117,13 +116,10 @@ def test_contract_failure_stops_before_training(real_csv_bytes: bytes, tmp_path:
 def test_s3_store_run_then_failure_mid_publish_keeps_production(
     s3_bucket: S3Bucket, fault_proxy: FaultProxy, real_csv_bytes: bytes, tmp_path: Path
 ) -> None:
-    data_key = "data/healthcare-dataset-stroke-data.csv"
-    s3_bucket.client.put_object(
-        s3_bucket.name, data_key, io.BytesIO(real_csv_bytes), len(real_csv_bytes)
-    )
+    data_uri = s3_bucket.put("data/healthcare-dataset-stroke-data.csv", real_csv_bytes)
     store_uri = s3_bucket.uri("models")
     first = run_locally(
-        data_uri=s3_bucket.uri(data_key),
+        data_uri=data_uri,
         store_uri=store_uri,
         pipeline_root=str(tmp_path / "outputs"),
     )
@@ -138,7 +134,7 @@ def test_s3_store_run_then_failure_mid_publish_keeps_production(
     # production must be exactly as it was.
     fault_proxy.fail("PUT", "/metadata.json")
     second = run_locally(
-        data_uri=s3_bucket.uri(data_key),
+        data_uri=data_uri,
         store_uri=store_uri,
         pipeline_root=str(tmp_path / "outputs"),
     )
