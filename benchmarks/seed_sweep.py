@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from stroke_mlops import data, evaluate, gate, train
+from stroke_mlops.data import dataset
+from stroke_mlops.training import evaluate, gate, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +28,7 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(range(40, 50)))
     parser.add_argument("--data", default=str(REPO / "data/raw/healthcare-dataset-stroke-data.csv"))
     args = parser.parse_args()
-    patients = data.clean_patients(data.read_raw_patients_file(args.data))
+    patients = dataset.clean_patients(dataset.read_raw_patients_file(args.data))
     thresholds = gate.GateThresholds()
     print(
         f"{'seed':>4} {'model':<20} {'thresh':>6} {'recall':>6} {'prec':>6} {'rocauc':>6} "
@@ -36,9 +37,9 @@ def main() -> int:
     recalls, precisions, aucs, blessed = [], [], [], 0
     for seed in args.seeds:
         started = time.perf_counter()
-        split = data.split_patients(patients, seed=seed)
+        split = dataset.split_patients(patients, seed=seed)
         development = pd.concat([split.train, split.validation], ignore_index=True)
-        X, y = data.features_and_target(development)
+        X, y = dataset.features_and_target(development)
         result = train.train_candidates(X, y, seed=seed, precision_floor=0.15)
         measured = evaluate.evaluate_model(
             result.model,

@@ -6,9 +6,10 @@
 Without ``--model-dir`` it fits a model on the real data (``data/raw/…`` or $STROKE_DATA) and
 publishes it to a temporary model directory. It then measures, in-process, sklearn's
 ``predict_proba`` on a one-row DataFrame and our compiled path on 1 and 100 rows; starts the
-server (``python -m stroke_mlops.predictor``, request logging on, as deployed) and sends, for
-V1 and V2, single-row and 100-row requests at concurrency 1 and 8, each scenario bounded by a
-request count and a time cap, one persistent HTTP connection per worker thread. It prints
+server (``python -m stroke_mlops.serving.predictor``, request logging on, as deployed) and
+sends, for V1 and V2, single-row and 100-row requests at concurrency 1 and 8, each scenario
+bounded by a request count and a time cap, one persistent HTTP connection per worker thread.
+It prints
 p50/p99 latency and throughput. The client shares the machine (and its CPUs) with the server,
 so the figures are a floor for a real deployment, not a ceiling.
 """
@@ -30,8 +31,11 @@ from typing import Any
 import numpy as np
 from sklearn.ensemble import VotingClassifier
 
-from stroke_mlops import data, model_dir, schema, serving, signature, train
-from stroke_mlops.infra_validation import ServerProcess, v1_body, v2_body
+from stroke_mlops.data import dataset, schema
+from stroke_mlops.registry import model_dir, signature
+from stroke_mlops.serving import scoring
+from stroke_mlops.serving.infra_validation import ServerProcess, v1_body, v2_body
+from stroke_mlops.training import train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO_ROOT / "data" / "raw" / "healthcare-dataset-stroke-data.csv"
@@ -57,8 +61,8 @@ class Measured:
 
 def make_model_dir(data_path: Path, kind: str, target: Path) -> Path:
     """Fit the project's pipeline on the real data and publish it like the pipeline does."""
-    patients = data.clean_patients(data.read_raw_patients_file(data_path))
-    features, labels = data.features_and_target(patients)
+    patients = dataset.clean_patients(dataset.read_raw_patients_file(data_path))
+    features, labels = dataset.features_and_target(patients)
     # The training candidates' own classifiers, so the benchmark serves what the pipeline ships.
     imbalance = float((labels == 0).sum() / labels.sum())
     members = {c.name: c.make_classifier(0, imbalance) for c in train.CANDIDATES}
@@ -193,8 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         directory = args.model_dir or make_model_dir(args.data, args.model, Path(scratch) / "model")
         verified = model_dir.verify_model_dir(directory)
         pipeline = verified.load_model()
-        compiled = serving.load_compiled_model(directory)
-        patients = data.clean_patients(data.read_raw_patients_file(args.data))
+        compiled = scoring.load_compiled_model(directory)
+        patients = dataset.clean_patients(dataset.read_raw_patients_file(args.data))
         instances: list[dict[str, Any]] = [
             {str(k): (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
             for row in patients.loc[:, list(schema.FEATURE_COLUMNS)].to_dict("records")
@@ -203,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             for name in schema.BINARY_COLUMNS:
                 row[name] = int(row[name])
         hundreds = [instances[k * 100 : (k + 1) * 100] for k in range(len(instances) // 100)]
-        one_row_frame = serving.instances_to_frame(instances[:1])
+        one_row_frame = scoring.instances_to_frame(instances[:1])
 
         load_avg = os.getloadavg()[0]
         print(f"serving benchmark: {directory} ({compiled.classifier}, version {compiled.version})")

@@ -33,8 +33,8 @@ def evaluate(
     from pathlib import Path
 
     from stroke_mlops import steps
-    from stroke_mlops.evaluate import EvaluationConfig
     from stroke_mlops.logs import configure_logging
+    from stroke_mlops.training.evaluate import EvaluationConfig
 
     configure_logging()
     result = steps.evaluate_model(

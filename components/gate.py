@@ -23,8 +23,8 @@ def gate(
     from pathlib import Path
 
     from stroke_mlops import steps
-    from stroke_mlops.gate import GateThresholds
     from stroke_mlops.logs import configure_logging
+    from stroke_mlops.training.gate import GateThresholds
 
     configure_logging()
     decision = steps.gate_model(

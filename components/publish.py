@@ -24,7 +24,7 @@ def publish(
 
     from stroke_mlops import steps
     from stroke_mlops.logs import configure_logging
-    from stroke_mlops.model_dir import MODEL_CARD_FILE
+    from stroke_mlops.registry.model_dir import MODEL_CARD_FILE
 
     configure_logging()
     version, model_uri = steps.publish(

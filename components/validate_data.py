@@ -26,6 +26,6 @@ def validate_data(
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def enforce_contract(passed: bool, failures: str):
     """Fail the run, before any training, with every contract failure in the message."""
-    from stroke_mlops.gate import enforce_contract
+    from stroke_mlops.training.gate import enforce_contract
 
     enforce_contract(passed, failures)

@@ -123,7 +123,7 @@ image-load: ## load the project image (make image) into the cluster's nodes
 # Uploads argv[1] to the data URI; failures are one line (no traceback).
 define UPLOAD_DATA_PY
 import sys
-from stroke_mlops.uris import StorageError, describe_s3_failure, minio_client_from_env, s3_errors
+from stroke_mlops.registry.uris import StorageError, describe_s3_failure, minio_client_from_env, s3_errors
 try:
     client = minio_client_from_env()
     client.fput_object("stroke-mlops", "data/healthcare-dataset-stroke-data.csv", sys.argv[1],
@@ -167,9 +167,9 @@ cluster-down: ## delete the local cluster (CLUSTER=kind|minikube) and everything
 	else minikube delete -p $(CLUSTER_NAME); fi
 
 validate-manifests: | $(INSTALLED) ## render both overlays and validate them strictly, offline
-	$(BIN)/python -m stroke_mlops.k8s_validation manifests/overlays/kind manifests/overlays/minikube
+	$(BIN)/python -m stroke_mlops.deploy.k8s_validation manifests/overlays/kind manifests/overlays/minikube
 
 serving-runtime-manifest: | $(INSTALLED) ## regenerate manifests/base/serving-runtime.yaml from deploy.py
-	$(BIN)/python -c 'from stroke_mlops.deploy import render_serving_runtime_manifest as r; print(r(), end="")' \
+	$(BIN)/python -c 'from stroke_mlops.deploy.kserve_objects import render_serving_runtime_manifest as r; print(r(), end="")' \
 	  > $(SERVING_RUNTIME_YAML)
 	@echo "wrote $(SERVING_RUNTIME_YAML)"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from stroke_mlops import data
+from stroke_mlops.data import dataset
 
 pytest_plugins = ["tests.s3_server"]
 
@@ -33,4 +33,4 @@ def real_csv_bytes(real_csv_path: Path) -> bytes:
 @pytest.fixture(scope="session")
 def real_patients(real_csv_bytes: bytes) -> pd.DataFrame:
     """The real file, read and cleaned (features + target)."""
-    return data.clean_patients(data.read_raw_patients(real_csv_bytes))
+    return dataset.clean_patients(dataset.read_raw_patients(real_csv_bytes))

@@ -25,12 +25,12 @@ class UsageError(Exception):
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from stroke_mlops.contract import SuiteError
-    from stroke_mlops.data import RawDataError
-    from stroke_mlops.deploy import DeployConfigError
-    from stroke_mlops.model_dir import ModelDirError
+    from stroke_mlops.data.contract import SuiteError
+    from stroke_mlops.data.dataset import RawDataError
+    from stroke_mlops.deploy.kserve_objects import DeployConfigError
     from stroke_mlops.project import ProjectNotFoundError
-    from stroke_mlops.uris import StorageError
+    from stroke_mlops.registry.model_dir import ModelDirError
+    from stroke_mlops.registry.uris import StorageError
 
     return (
         UsageError,
@@ -48,8 +48,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import stroke_mlops.contract as contract
-    from stroke_mlops.data import read_raw_patients_file
+    from stroke_mlops.data import contract
+    from stroke_mlops.data.dataset import read_raw_patients_file
 
     frame = read_raw_patients_file(args.path)
     report = contract.validate_patients(frame, source=str(args.path))
@@ -65,8 +65,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_draft_suite(args: argparse.Namespace) -> int:
-    import stroke_mlops.contract as contract
-    from stroke_mlops.data import read_raw_patients_file
+    from stroke_mlops.data import contract
+    from stroke_mlops.data.dataset import read_raw_patients_file
 
     reference = Path(args.reference)
     suite = contract.draft_suite(
@@ -167,7 +167,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from stroke_mlops import predictor
+    from stroke_mlops.serving import predictor
 
     argv = ["--model-uri", args.model_uri, "--port", str(args.port), "--host", args.host]
     if args.request_log_uri:
@@ -176,7 +176,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_predict_demo(args: argparse.Namespace) -> int:
-    from stroke_mlops.demo import DemoError, predict_with_production_model
+    from stroke_mlops.serving.demo import DemoError, predict_with_production_model
 
     try:
         print(predict_with_production_model(args.store).render())
@@ -190,10 +190,10 @@ def cmd_predict_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    from stroke_mlops import deploy
+    from stroke_mlops.deploy import kserve_objects
     from stroke_mlops.image import project_image
 
-    service = deploy.build_inference_service(
+    service = kserve_objects.build_inference_service(
         args.model_uri,
         name=args.name,
         namespace=args.namespace,
@@ -201,11 +201,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         canary_traffic_percent=args.canary_percent,
         stable_storage_uri=args.stable_uri,
     )
-    objects = [deploy.build_serving_runtime(args.image or project_image()), service]
+    objects = [kserve_objects.build_serving_runtime(args.image or project_image()), service]
     if args.dry_run:
-        print(deploy.render_yaml(objects), end="")
+        print(kserve_objects.render_yaml(objects), end="")
         return EXIT_OK
-    result = deploy.apply_objects([service], namespace=args.namespace)
+    result = kserve_objects.apply_objects([service], namespace=args.namespace)
     print(result.message)
     return EXIT_OK if result.applied else EXIT_FAILED
 

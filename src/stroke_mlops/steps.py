@@ -20,7 +20,9 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from stroke_mlops import data, evaluate, gate, model_dir, schema, signature, train
+from stroke_mlops.data import dataset, schema
+from stroke_mlops.registry import model_dir, signature
+from stroke_mlops.training import evaluate, gate, train
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +33,11 @@ OOF_SCORES_FILE = "oof_scores.npy"
 
 def ingest(data_uri: str, raw_path: Path) -> dict[str, Any]:
     """Copy the raw CSV from a path, ``s3://`` (MinIO) or ``https://`` URI, byte for byte."""
-    from stroke_mlops.store import read_uri_bytes
+    from stroke_mlops.registry.store import read_uri_bytes
 
     raw = read_uri_bytes(data_uri)
     raw_path.write_bytes(raw)
-    digest = data.sha256_bytes(raw)
+    digest = dataset.sha256_bytes(raw)
     log.info("ingested %s: %d bytes, sha256 %s", data_uri, len(raw), digest[:12])
     return {"source": data_uri, "bytes": len(raw), "sha256": digest}
 
@@ -46,11 +48,11 @@ def validate(raw_path: Path, report_path: Path) -> tuple[bool, str, dict[str, An
     An unreadable file is a failed contract with its one-line reason, not an exception, so the
     report is written either way.
     """
-    from stroke_mlops import contract
+    from stroke_mlops.data import contract
 
     try:
         report = contract.validate_csv_bytes(raw_path.read_bytes(), source=raw_path.name)
-    except data.RawDataError as error:
+    except dataset.RawDataError as error:
         report_path.write_text(_unreadable_report_html(str(error)))
         return False, str(error), {}
     report_path.write_text(report.to_html())
@@ -78,11 +80,11 @@ def preprocess(
 ) -> dict[str, Any]:
     """Clean and split; write the parts as CSV; return the dataset fingerprint."""
     raw = raw_path.read_bytes()
-    patients = data.clean_patients(data.read_raw_patients(raw, source=raw_path.name))
-    split = data.split_patients(
+    patients = dataset.clean_patients(dataset.read_raw_patients(raw, source=raw_path.name))
+    split = dataset.split_patients(
         patients,
         seed=seed,
-        fractions=data.SplitFractions(validation=validation_fraction, test=test_fraction),
+        fractions=dataset.SplitFractions(validation=validation_fraction, test=test_fraction),
     )
     for part, path in (
         (split.train, train_path),
@@ -90,7 +92,7 @@ def preprocess(
         (split.test, test_path),
     ):
         write_part(part, path)
-    fingerprint = data.fingerprint_split(raw, split, seed=seed)
+    fingerprint = dataset.fingerprint_split(raw, split, seed=seed)
     log.info("split: %s", json.dumps(fingerprint["parts"]))
     return fingerprint
 
@@ -102,7 +104,7 @@ def write_part(frame: pd.DataFrame, path: Path) -> None:
 def read_part(path: Path) -> pd.DataFrame:
     """Read a split written by write_part, with the cleaned dtypes (bmi may be missing)."""
     frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    return data.clean_patients(frame)
+    return dataset.clean_patients(frame)
 
 
 def read_development(train_path: Path, validation_path: Path) -> pd.DataFrame:
@@ -120,7 +122,7 @@ def train_model(
 ) -> dict[str, Any]:
     """Search, select and fit on train + validation; write the model, OOF scores, summary."""
     frame = read_development(train_path, validation_path)
-    features, target = data.features_and_target(frame)
+    features, target = dataset.features_and_target(frame)
     result = train.train_candidates(features, target, seed=seed, precision_floor=precision_floor)
     model_path.mkdir(parents=True, exist_ok=True)
     joblib.dump(result.model, model_path / MODEL_FILE, compress=3)
@@ -184,7 +186,7 @@ def evaluate_model(
 
 def score_champion(store_uri: str, test: pd.DataFrame) -> gate.ModelScore | None:
     """The production model's metrics on this test set at its own threshold (None if none)."""
-    from stroke_mlops.store import open_store
+    from stroke_mlops.registry.store import open_store
 
     store = open_store(store_uri)
     pointer = store.production()
@@ -291,7 +293,7 @@ def publish(
 
     The production pointer does not move here: promote does that after infra-validation.
     """
-    from stroke_mlops.store import open_store
+    from stroke_mlops.registry.store import open_store
 
     version = new_version(model_path)
     build_model_dir(
@@ -310,7 +312,7 @@ def publish(
 
 def promote(store_uri: str, version: str) -> dict[str, Any]:
     """Move the production pointer to ``version`` (one small object, written last)."""
-    from stroke_mlops.store import open_store
+    from stroke_mlops.registry.store import open_store
 
     pointer = open_store(store_uri).promote(version)
     log.info("production is now %s", version)
@@ -331,9 +333,9 @@ def deploy(
     only inside a cluster with permission; otherwise the result says why it was not applied.
     With a canary percentage, the previous production version keeps the rest of the traffic.
     """
-    from stroke_mlops import deploy as kserve_deploy
+    from stroke_mlops.deploy import kserve_objects as kserve_deploy
     from stroke_mlops.image import project_image
-    from stroke_mlops.store import open_store
+    from stroke_mlops.registry.store import open_store
 
     stable_uri = None
     if canary_traffic_percent:
@@ -369,8 +371,8 @@ def infra_validate(store_uri: str, version: str, report_path: Path) -> dict[str,
     Raises InfraValidationError, stopping the run before promote, when the model server cannot
     load it, answers wrongly, or accepts a malformed request.
     """
-    from stroke_mlops.infra_validation import infra_validate as run_infra_validation
-    from stroke_mlops.store import open_store
+    from stroke_mlops.registry.store import open_store
+    from stroke_mlops.serving.infra_validation import infra_validate as run_infra_validation
 
     with tempfile.TemporaryDirectory(prefix="infra-validate-") as scratch:
         local = open_store(store_uri).download_version(version, Path(scratch) / "model")

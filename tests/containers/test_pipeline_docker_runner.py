@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from pipelines.local_runner import run_locally
-from stroke_mlops import model_dir
-from stroke_mlops.store import open_store
+from stroke_mlops.registry import model_dir
+from stroke_mlops.registry.store import open_store
 from tests.s3_server import TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET_KEY, S3Bucket
 
 pytestmark = pytest.mark.containers

@@ -16,11 +16,12 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from stroke_mlops import schema, signature
-from stroke_mlops.data import features_and_target
-from stroke_mlops.infra_validation import free_port
-from stroke_mlops.model_dir import write_model_dir
-from stroke_mlops.train import build_model_pipeline
+from stroke_mlops.data import schema
+from stroke_mlops.data.dataset import features_and_target
+from stroke_mlops.registry import signature
+from stroke_mlops.registry.model_dir import write_model_dir
+from stroke_mlops.serving.infra_validation import free_port
+from stroke_mlops.training.train import build_model_pipeline
 from tests.containers.docker_cli import Container
 
 pytestmark = pytest.mark.containers

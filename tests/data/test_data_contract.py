@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stroke_mlops import contract, data, schema
+from stroke_mlops.data import contract, dataset, schema
 
 Edit = Callable[[bytes], bytes]
 
@@ -228,25 +228,25 @@ def test_broken_copy_is_refused_naming_the_problem(
 
 def test_random_bytes_are_not_a_csv(real_csv_bytes: bytes) -> None:
     noise = random.Random(0).randbytes(4096)
-    with pytest.raises(data.RawDataError, match=r"^noise\.bin: not UTF-8 text"):
+    with pytest.raises(dataset.RawDataError, match=r"^noise\.bin: not UTF-8 text"):
         contract.validate_csv_bytes(noise, "noise.bin")
 
 
 def test_semicolon_separated_file_is_refused_naming_the_separator(real_csv_bytes: bytes) -> None:
     semicolons = real_csv_bytes.replace(b",", b";")
-    with pytest.raises(data.RawDataError, match="looks ';'-separated"):
+    with pytest.raises(dataset.RawDataError, match="looks ';'-separated"):
         contract.validate_csv_bytes(semicolons, "export.csv")
 
 
 def test_columns_in_another_order_are_refused(real_csv_bytes: bytes) -> None:
-    frame = data.read_raw_patients(real_csv_bytes)
+    frame = dataset.read_raw_patients(real_csv_bytes)
     report = contract.validate_patients(frame[list(reversed(frame.columns))])
     assert _checked_failures(report) == {(None, "expect_table_columns_to_match_ordered_list")}
     assert "found the same columns in another order: stroke, smoking_status," in report.to_text()
 
 
 def test_repeated_column_is_refused_not_raised(real_csv_bytes: bytes) -> None:
-    frame = data.read_raw_patients(real_csv_bytes)
+    frame = dataset.read_raw_patients(real_csv_bytes)
     doubled = frame.join(frame[["age"]], rsuffix="_copy").rename(columns={"age_copy": "age"})
     report = contract.validate_patients(doubled)
     assert not report.success
@@ -255,7 +255,7 @@ def test_repeated_column_is_refused_not_raised(real_csv_bytes: bytes) -> None:
 
 
 def test_numbers_stored_as_text_are_named(real_csv_bytes: bytes) -> None:
-    frame = data.read_raw_patients(real_csv_bytes)
+    frame = dataset.read_raw_patients(real_csv_bytes)
     frame["avg_glucose_level"] = frame["avg_glucose_level"].astype(str)
     report = contract.validate_patients(frame, source="frame")
     assert (

@@ -10,14 +10,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from stroke_mlops import contract, data
+from stroke_mlops.data import contract, dataset
 
 TODAY = dt.date(2025, 1, 31)
 
 
 @pytest.fixture(scope="module")
 def real_raw(real_csv_bytes: bytes) -> pd.DataFrame:
-    return data.read_raw_patients(real_csv_bytes)
+    return dataset.read_raw_patients(real_csv_bytes)
 
 
 @pytest.fixture(scope="module")

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from pipelines.local_runner import LocalRunSummary, run_locally
-from stroke_mlops import data, model_dir
-from stroke_mlops.store import open_store
+from stroke_mlops.data import dataset
+from stroke_mlops.registry import model_dir
+from stroke_mlops.registry.store import open_store
 from tests.s3_server import FaultProxy, S3Bucket
 
 pytestmark = pytest.mark.integration
@@ -61,7 +62,7 @@ def test_folder_store_run_publishes_and_promotes(
     assert pointer.version == summary.outputs["published"]
     verified = model_dir.verify_model_dir(store.download_version(pointer.version, tmp_path / "m"))
     metadata = verified.metadata
-    assert metadata["fingerprint"]["raw_sha256"] == data.sha256_bytes(real_csv_bytes)
+    assert metadata["fingerprint"]["raw_sha256"] == dataset.sha256_bytes(real_csv_bytes)
     assert metadata["threshold"] == pytest.approx(summary.outputs["evaluation"]["threshold"])
     assert set(metadata["files"]) == {"model.joblib", "signature.json", "model_card.md"}
     assert "scikit-learn" in metadata["library_versions"]

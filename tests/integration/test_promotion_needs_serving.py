@@ -10,8 +10,9 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 
-from stroke_mlops import signature, steps
-from stroke_mlops.store import open_store
+from stroke_mlops import steps
+from stroke_mlops.registry import signature
+from stroke_mlops.registry.store import open_store
 from tests.serving.model_dirs import fit_pipeline, write_test_model_dir
 
 pytestmark = pytest.mark.integration

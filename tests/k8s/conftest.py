@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from stroke_mlops.k8s_validation import render_kustomize
+from stroke_mlops.deploy.k8s_validation import render_kustomize
 from tests.k8s.k8s_objects import MANIFESTS, OVERLAYS
 
 

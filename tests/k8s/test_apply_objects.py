@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient, Configuration
 
-from stroke_mlops import deploy
+from stroke_mlops.deploy import kserve_objects
 
 ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/stroke-mlops/inferenceservices"
 FORBIDDEN_MESSAGE = (
@@ -121,12 +121,12 @@ def fake_api() -> Iterator[tuple[ApiClient, FakeApiState]]:
 
 
 def _isvc(uri: str = "s3://stroke-mlops/models/stroke/versions/v1/", **kwargs: Any) -> Any:
-    return deploy.build_inference_service(uri, **kwargs)
+    return kserve_objects.build_inference_service(uri, **kwargs)
 
 
 def test_outside_a_cluster_it_emits_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    result = deploy.apply_objects([_isvc()], namespace="stroke-mlops")
+    result = kserve_objects.apply_objects([_isvc()], namespace="stroke-mlops")
     assert result.applied is False
     assert result.message == (
         "emitted, not applied: not running inside a Kubernetes cluster "
@@ -140,7 +140,7 @@ def test_a_pod_without_a_service_account_token_is_not_applied(
 ) -> None:
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
-    result = deploy.apply_objects([_isvc()])
+    result = kserve_objects.apply_objects([_isvc()])
     assert result.applied is False
     assert result.message.startswith("emitted, not applied: in-cluster configuration did not load")
 
@@ -149,12 +149,12 @@ def test_creates_then_replaces_keeping_what_others_added(
     fake_api: tuple[ApiClient, FakeApiState],
 ) -> None:
     client, state = fake_api
-    first = deploy.apply_objects([_isvc(model_version="v1")], api_client=client)
+    first = kserve_objects.apply_objects([_isvc(model_version="v1")], api_client=client)
     assert first.applied is True
     assert first.actions == ("created InferenceService stroke-mlops/stroke",)
     assert state.requests == [("GET", f"{ISVC_PATH}/stroke"), ("POST", ISVC_PATH)]
 
-    second = deploy.apply_objects(
+    second = kserve_objects.apply_objects(
         [_isvc("s3://stroke-mlops/models/stroke/versions/v2/", model_version="v2")],
         api_client=client,
     )
@@ -173,16 +173,16 @@ def test_replace_removes_a_canary_that_is_no_longer_wanted(
     client, state = fake_api
     old, new = "s3://b/models/v1/", "s3://b/models/v2/"
     canary = _isvc(new, canary_traffic_percent=10, stable_storage_uri=old)
-    assert deploy.apply_objects([canary], api_client=client).applied
-    assert deploy.apply_objects([_isvc(new)], api_client=client).applied  # promote
+    assert kserve_objects.apply_objects([canary], api_client=client).applied
+    assert kserve_objects.apply_objects([_isvc(new)], api_client=client).applied  # promote
     assert "canary" not in state.objects[f"{ISVC_PATH}/stroke"]["spec"]
 
 
 def test_a_conflict_is_retried_once(fake_api: tuple[ApiClient, FakeApiState]) -> None:
     client, state = fake_api
-    assert deploy.apply_objects([_isvc()], api_client=client).applied
+    assert kserve_objects.apply_objects([_isvc()], api_client=client).applied
     state.conflicts_left = 1
-    result = deploy.apply_objects([_isvc()], api_client=client)
+    result = kserve_objects.apply_objects([_isvc()], api_client=client)
     assert result.applied is True
     assert [method for method, _ in state.requests].count("PUT") == 2
 
@@ -192,7 +192,7 @@ def test_forbidden_names_the_missing_verb_and_resource(
 ) -> None:
     client, state = fake_api
     state.fail_with = 403
-    result = deploy.apply_objects([_isvc()], api_client=client)
+    result = kserve_objects.apply_objects([_isvc()], api_client=client)
     assert result.applied is False
     assert result.message.startswith(
         "emitted, not applied: forbidden: the service account lacks RBAC verb 'get' on "
@@ -205,7 +205,7 @@ def test_forbidden_names_the_missing_verb_and_resource(
 def test_a_server_error_is_reported_not_raised(fake_api: tuple[ApiClient, FakeApiState]) -> None:
     client, state = fake_api
     state.fail_with = 500
-    result = deploy.apply_objects([_isvc()], api_client=client)
+    result = kserve_objects.apply_objects([_isvc()], api_client=client)
     assert result.applied is False
     assert result.message == (
         "emitted, not applied: get InferenceService stroke-mlops/stroke failed with HTTP 500: "
@@ -221,7 +221,7 @@ def test_an_unreachable_api_server_is_reported_not_raised() -> None:
     configuration.host = f"http://127.0.0.1:{port}"
     configuration.retries = False
     with ApiClient(configuration) as client:
-        result = deploy.apply_objects([_isvc()], api_client=client)
+        result = kserve_objects.apply_objects([_isvc()], api_client=client)
     assert result.applied is False
     assert result.message.startswith("emitted, not applied: cannot reach the Kubernetes API server")
 
@@ -231,11 +231,11 @@ def test_kinds_it_does_not_apply_and_foreign_namespaces_are_refused(
 ) -> None:
     client, state = fake_api
     config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}
-    result = deploy.apply_objects([config_map], api_client=client)
+    result = kserve_objects.apply_objects([config_map], api_client=client)
     assert not result.applied
     assert "ConfigMap (v1) is not one of the kinds this step applies" in result.message
     elsewhere = _isvc(namespace="default")
-    result = deploy.apply_objects([elsewhere], namespace="stroke-mlops", api_client=client)
+    result = kserve_objects.apply_objects([elsewhere], namespace="stroke-mlops", api_client=client)
     assert not result.applied
     assert "is in namespace 'default', expected 'stroke-mlops'" in result.message
     assert state.requests == []  # refused before any request
@@ -245,8 +245,8 @@ def test_runtime_and_inference_service_are_applied_together(
     fake_api: tuple[ApiClient, FakeApiState],
 ) -> None:
     client, state = fake_api
-    result = deploy.apply_objects(
-        [deploy.build_serving_runtime("stroke-mlops:1"), _isvc()], api_client=client
+    result = kserve_objects.apply_objects(
+        [kserve_objects.build_serving_runtime("stroke-mlops:1"), _isvc()], api_client=client
     )
     assert result.actions == (
         "created ServingRuntime stroke-mlops/stroke-mlops-runtime",

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 import yaml
 
-from stroke_mlops import deploy
-from stroke_mlops.deploy import DeployConfigError
-from stroke_mlops.k8s_validation import validate_objects
+from stroke_mlops.deploy import kserve_objects
+from stroke_mlops.deploy.k8s_validation import validate_objects
+from stroke_mlops.deploy.kserve_objects import DeployConfigError
 
 NEW = "s3://stroke-mlops/models/stroke/versions/20260101-abc/"
 OLD = "s3://stroke-mlops/models/stroke/versions/20251201-def/"
@@ -32,18 +32,20 @@ def _keys(node: Any) -> set[str]:
         {"canary_traffic_percent": 25, "stable_storage_uri": OLD, "model_version": "v2"},
         {"canary_traffic_percent": 100, "stable_storage_uri": OLD, "canary_name": "v2"},
         {"name": "stroke-staging", "namespace": "models", "service_account": "reader"},
-        {"resources": deploy.Resources("250m", "1Gi", "2", "2Gi")},
+        {"resources": kserve_objects.Resources("250m", "1Gi", "2", "2Gi")},
     ],
     ids=["plain", "versioned", "dark-launch", "canary-25", "canary-100", "renamed", "resources"],
 )
 def test_every_inference_service_variant_validates_against_the_crd(kwargs: dict) -> None:
-    isvc = deploy.to_manifest(deploy.build_inference_service(NEW, **kwargs))
+    isvc = kserve_objects.to_manifest(kserve_objects.build_inference_service(NEW, **kwargs))
     problems = validate_objects([isvc])
     assert problems == [], "\n".join(map(str, problems))
 
 
 def test_serving_runtime_validates_and_runs_our_serve_command() -> None:
-    runtime = deploy.to_manifest(deploy.build_serving_runtime("registry.local/stroke-mlops:1.2.3"))
+    runtime = kserve_objects.to_manifest(
+        kserve_objects.build_serving_runtime("registry.local/stroke-mlops:1.2.3")
+    )
     assert validate_objects([runtime]) == []
     assert runtime["metadata"]["name"] == "stroke-mlops-runtime"
     assert runtime["metadata"]["namespace"] == "stroke-mlops"
@@ -64,7 +66,9 @@ def test_serving_runtime_validates_and_runs_our_serve_command() -> None:
 
 
 def test_plain_inference_service_serves_the_uri_with_our_runtime() -> None:
-    isvc = deploy.to_manifest(deploy.build_inference_service(NEW, model_version="20260101-abc"))
+    isvc = kserve_objects.to_manifest(
+        kserve_objects.build_inference_service(NEW, model_version="20260101-abc")
+    )
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
     assert isvc["metadata"]["name"] == "stroke"
     assert isvc["metadata"]["namespace"] == "stroke-mlops"
@@ -86,8 +90,10 @@ def test_plain_inference_service_serves_the_uri_with_our_runtime() -> None:
 
 
 def test_canary_keeps_the_stable_model_and_adds_a_named_canary() -> None:
-    isvc = deploy.to_manifest(
-        deploy.build_inference_service(NEW, canary_traffic_percent=20, stable_storage_uri=OLD)
+    isvc = kserve_objects.to_manifest(
+        kserve_objects.build_inference_service(
+            NEW, canary_traffic_percent=20, stable_storage_uri=OLD
+        )
     )
     assert isvc["spec"]["predictor"]["model"]["storageUri"] == OLD
     (canary,) = isvc["spec"]["canary"]
@@ -101,14 +107,16 @@ def test_canary_keeps_the_stable_model_and_adds_a_named_canary() -> None:
 @pytest.mark.parametrize("percent", [-1, 101, 2.5, True, "25"])
 def test_canary_percent_outside_0_to_100_is_refused(percent: Any) -> None:
     with pytest.raises(DeployConfigError, match="canary_traffic_percent must be"):
-        deploy.build_inference_service(NEW, canary_traffic_percent=percent, stable_storage_uri=OLD)
+        kserve_objects.build_inference_service(
+            NEW, canary_traffic_percent=percent, stable_storage_uri=OLD
+        )
 
 
 def test_canary_needs_a_stable_model_and_a_stable_model_needs_a_canary() -> None:
     with pytest.raises(DeployConfigError, match="a canary needs stable_storage_uri"):
-        deploy.build_inference_service(NEW, canary_traffic_percent=10)
+        kserve_objects.build_inference_service(NEW, canary_traffic_percent=10)
     with pytest.raises(DeployConfigError, match="only used with canary_traffic_percent"):
-        deploy.build_inference_service(NEW, stable_storage_uri=OLD)
+        kserve_objects.build_inference_service(NEW, stable_storage_uri=OLD)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +136,7 @@ def test_canary_needs_a_stable_model_and_a_stable_model_needs_a_canary() -> None
 )
 def test_unusable_storage_uris_are_refused_with_the_reason(uri: str, reason: str) -> None:
     with pytest.raises(DeployConfigError) as error:
-        deploy.build_inference_service(uri)
+        kserve_objects.build_inference_service(uri)
     assert reason in str(error.value)
     if uri.strip():
         assert repr(uri) in str(error.value)
@@ -142,16 +150,16 @@ def test_unusable_storage_uris_are_refused_with_the_reason(uri: str, reason: str
      "https://example.org/model/", "hf://org/model"],
 )  # fmt: skip
 def test_supported_storage_uris_are_accepted(uri: str) -> None:
-    assert deploy.validate_storage_uri(uri) == uri
-    isvc = deploy.to_manifest(deploy.build_inference_service(uri))
+    assert kserve_objects.validate_storage_uri(uri) == uri
+    isvc = kserve_objects.to_manifest(kserve_objects.build_inference_service(uri))
     assert isvc["spec"]["predictor"]["model"]["storageUri"] == uri
 
 
 @pytest.mark.parametrize("uri", ["s3://b/models/stroke/versions/1", "gs://b/model"])
 def test_bucket_uris_get_a_trailing_slash(uri: str) -> None:
     # KServe's storage initializer lists by plain prefix: .../versions/1 would fetch .../10/ too.
-    assert deploy.validate_storage_uri(uri) == uri + "/"
-    isvc = deploy.to_manifest(deploy.build_inference_service(uri))
+    assert kserve_objects.validate_storage_uri(uri) == uri + "/"
+    isvc = kserve_objects.to_manifest(kserve_objects.build_inference_service(uri))
     assert isvc["spec"]["predictor"]["model"]["storageUri"] == uri + "/"
 
 
@@ -168,21 +176,23 @@ def test_bucket_uris_get_a_trailing_slash(uri: str) -> None:
 )
 def test_bad_names_are_refused_naming_the_field(kwargs: dict, what: str) -> None:
     with pytest.raises(DeployConfigError, match=what):
-        deploy.build_inference_service(NEW, **kwargs)
+        kserve_objects.build_inference_service(NEW, **kwargs)
 
 
 def test_bad_runtime_settings_are_refused() -> None:
     with pytest.raises(DeployConfigError, match="is not a container image reference"):
-        deploy.build_serving_runtime("stroke mlops:1")
+        kserve_objects.build_serving_runtime("stroke mlops:1")
     with pytest.raises(DeployConfigError, match="image_pull_policy 'Sometimes'"):
-        deploy.build_serving_runtime("stroke-mlops:1", image_pull_policy="Sometimes")
+        kserve_objects.build_serving_runtime("stroke-mlops:1", image_pull_policy="Sometimes")
 
 
 def test_render_yaml_is_multi_document_camel_case_yaml() -> None:
-    text = deploy.render_yaml(
+    text = kserve_objects.render_yaml(
         [
-            deploy.build_serving_runtime("stroke-mlops:1"),
-            deploy.build_inference_service(NEW, canary_traffic_percent=5, stable_storage_uri=OLD),
+            kserve_objects.build_serving_runtime("stroke-mlops:1"),
+            kserve_objects.build_inference_service(
+                NEW, canary_traffic_percent=5, stable_storage_uri=OLD
+            ),
         ]
     )
     assert text.startswith("---\n")
@@ -196,4 +206,4 @@ def test_render_yaml_is_multi_document_camel_case_yaml() -> None:
 
 def test_render_yaml_refuses_something_that_is_not_a_kubernetes_object() -> None:
     with pytest.raises(TypeError, match="not a Kubernetes object"):
-        deploy.render_yaml([{"spec": {}}])
+        kserve_objects.render_yaml([{"spec": {}}])

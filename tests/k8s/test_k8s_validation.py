@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from stroke_mlops import deploy
-from stroke_mlops.k8s_validation import (
+from stroke_mlops.deploy import kserve_objects
+from stroke_mlops.deploy.k8s_validation import (
     CRD_DIR_ENV,
     KustomizeError,
     ValidationProblem,
@@ -28,7 +28,9 @@ def _messages(problems: list[ValidationProblem]) -> list[str]:
 
 
 def _inference_service() -> dict[str, Any]:
-    return deploy.to_manifest(deploy.build_inference_service("s3://stroke-mlops/models/x/"))
+    return kserve_objects.to_manifest(
+        kserve_objects.build_inference_service("s3://stroke-mlops/models/x/")
+    )
 
 
 def test_unknown_field_in_a_deployment_spec_is_rejected(kind_objects: list[dict]) -> None:
@@ -73,8 +75,8 @@ def test_unknown_field_in_custom_resource_metadata_is_rejected() -> None:
 def test_wrong_types_and_ranges_are_rejected_everywhere(kind_objects: list[dict]) -> None:
     minio = find(kind_objects, "Deployment", "minio")
     minio["spec"]["replicas"] = "1"
-    isvc = deploy.to_manifest(
-        deploy.build_inference_service(
+    isvc = kserve_objects.to_manifest(
+        kserve_objects.build_inference_service(
             "s3://b/new/", canary_traffic_percent=10, stable_storage_uri="s3://b/old/"
         )
     )
@@ -170,7 +172,7 @@ def test_crd_dir_comes_from_the_environment(
     shutil.copy(default_crd_dir() / "serving.kserve.io_servingruntimes.yaml", only_runtimes)
     monkeypatch.setenv(CRD_DIR_ENV, str(only_runtimes))
     assert default_crd_dir() == only_runtimes
-    runtime = deploy.to_manifest(deploy.build_serving_runtime("stroke-mlops:1.0.0"))
+    runtime = kserve_objects.to_manifest(kserve_objects.build_serving_runtime("stroke-mlops:1.0.0"))
     problems = validate_objects([runtime, _inference_service()])
     assert len(problems) == 1
     assert problems[0].kind == "InferenceService"

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from stroke_mlops import deploy
-from stroke_mlops.k8s_validation import KUBERNETES_VERSION, validate_objects
+from stroke_mlops.deploy import kserve_objects
+from stroke_mlops.deploy.k8s_validation import KUBERNETES_VERSION, validate_objects
 from tests.k8s.k8s_objects import MANIFESTS, REPO_ROOT, find
 
 Rendered = tuple[str, list[dict[str, Any]]]
@@ -54,7 +54,9 @@ def test_s3_secret_is_in_both_namespaces_and_annotated_for_kserve(overlay: Rende
         "serving.kserve.io/s3-usehttps": "0",
         "serving.kserve.io/s3-region": "us-east-1",
     }
-    account = find(objects, "ServiceAccount", deploy.PREDICTOR_SERVICE_ACCOUNT, "stroke-mlops")
+    account = find(
+        objects, "ServiceAccount", kserve_objects.PREDICTOR_SERVICE_ACCOUNT, "stroke-mlops"
+    )
     assert account["secrets"] == [{"name": S3_SECRET}]
 
 
@@ -130,16 +132,19 @@ def test_minio_accepts_s3_traffic_only_from_its_namespace_and_kubeflow(overlay: 
 
 def test_committed_serving_runtime_is_what_the_builder_renders(overlay: Rendered) -> None:
     committed = (MANIFESTS / "base" / "serving-runtime.yaml").read_text()
-    assert committed == deploy.render_serving_runtime_manifest(), (
+    assert committed == kserve_objects.render_serving_runtime_manifest(), (
         "manifests/base/serving-runtime.yaml is out of date: run `make serving-runtime-manifest`"
     )
     _, objects = overlay
-    rendered = find(objects, "ServingRuntime", deploy.SERVING_RUNTIME_NAME, "stroke-mlops")
-    (built,) = yaml.safe_load_all(deploy.render_serving_runtime_manifest())
+    rendered = find(objects, "ServingRuntime", kserve_objects.SERVING_RUNTIME_NAME, "stroke-mlops")
+    (built,) = yaml.safe_load_all(kserve_objects.render_serving_runtime_manifest())
     assert rendered["spec"] == built["spec"]
     container = rendered["spec"]["containers"][0]
-    assert container["args"] == list(deploy.SERVE_ARGS)
-    assert " ".join(deploy.SERVE_ARGS) == "stroke-mlops serve --model-uri /mnt/models --port 8080"
+    assert container["args"] == list(kserve_objects.SERVE_ARGS)
+    assert (
+        " ".join(kserve_objects.SERVE_ARGS)
+        == "stroke-mlops serve --model-uri /mnt/models --port 8080"
+    )
     assert container["imagePullPolicy"] == "IfNotPresent"
 
 

@@ -17,8 +17,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
-from stroke_mlops import signature
-from stroke_mlops.infra_validation import ServerProcess
+from stroke_mlops.registry import signature
+from stroke_mlops.serving.infra_validation import ServerProcess
 from tests.serving.model_dirs import as_instances, fit_pipeline, write_test_model_dir
 
 

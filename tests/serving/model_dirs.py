@@ -11,10 +11,10 @@ from typing import Any
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from stroke_mlops import schema
-from stroke_mlops.data import features_and_target
-from stroke_mlops.model_dir import write_model_dir
-from stroke_mlops.train import build_model_pipeline
+from stroke_mlops.data import schema
+from stroke_mlops.data.dataset import features_and_target
+from stroke_mlops.registry.model_dir import write_model_dir
+from stroke_mlops.training.train import build_model_pipeline
 
 TEST_VERSION = "test-1"
 TEST_THRESHOLD = 0.5

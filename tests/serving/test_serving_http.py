@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from stroke_mlops.infra_validation import ServerProcess, v1_body, v2_body
-from stroke_mlops.model_dir import MODEL_FILE
-from stroke_mlops.serving import instances_to_frame
+from stroke_mlops.registry.model_dir import MODEL_FILE
+from stroke_mlops.serving.infra_validation import ServerProcess, v1_body, v2_body
+from stroke_mlops.serving.scoring import instances_to_frame
 from tests.s3_server import S3Bucket
 from tests.serving.model_dirs import (
     TEST_THRESHOLD,

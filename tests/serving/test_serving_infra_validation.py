@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from stroke_mlops.infra_validation import infra_validate
-from stroke_mlops.model_dir import SIGNATURE_FILE
+from stroke_mlops.registry.model_dir import SIGNATURE_FILE
+from stroke_mlops.serving.infra_validation import infra_validate
 from tests.serving.model_dirs import copy_model_dir, fit_pipeline, write_test_model_dir
 
 pytestmark = pytest.mark.integration

@@ -16,16 +16,17 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
-from stroke_mlops import schema, serving
-from stroke_mlops.data import features_and_target
-from stroke_mlops.serving import UnsupportedPipelineError, compile_model
-from stroke_mlops.train import build_model_pipeline
+from stroke_mlops.data import schema
+from stroke_mlops.data.dataset import features_and_target
+from stroke_mlops.serving import scoring
+from stroke_mlops.serving.scoring import UnsupportedPipelineError, compile_model
+from stroke_mlops.training.train import build_model_pipeline
 from tests.serving.model_dirs import TEST_THRESHOLD, fit_pipeline
 
 PARITY = 1e-6
 
 
-def compiled_for(pipeline: Pipeline, signature_doc: dict[str, Any]) -> serving.CompiledModel:
+def compiled_for(pipeline: Pipeline, signature_doc: dict[str, Any]) -> scoring.CompiledModel:
     return compile_model(pipeline, signature_doc, threshold=TEST_THRESHOLD, version="parity")
 
 
@@ -60,8 +61,8 @@ def test_every_real_row_scores_like_the_pipeline(
 
 
 def test_probe_rows_cover_every_category_bound_and_null(signature_doc: dict[str, Any]) -> None:
-    specs = serving.input_specs(signature_doc)
-    probes = serving.probe_instances(specs)
+    specs = scoring.input_specs(signature_doc)
+    probes = scoring.probe_instances(specs)
     for spec in specs:
         seen = {row[spec.name] for row in probes}
         if spec.kind == "string":

@@ -14,10 +14,10 @@ from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse, 
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 
-from stroke_mlops.model_dir import MODEL_FILE
-from stroke_mlops.predictor import ModelLoadError, StrokeModel
-from stroke_mlops.request_log import RequestLogger
-from stroke_mlops.serving import instances_to_frame
+from stroke_mlops.registry.model_dir import MODEL_FILE
+from stroke_mlops.serving.predictor import ModelLoadError, StrokeModel
+from stroke_mlops.serving.request_log import RequestLogger
+from stroke_mlops.serving.scoring import instances_to_frame
 from tests.serving.model_dirs import (
     TEST_THRESHOLD,
     TEST_VERSION,

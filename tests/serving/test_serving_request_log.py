@@ -12,7 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stroke_mlops.request_log import RequestLogger, RequestLogSink, directory_writer, writer_for
+from stroke_mlops.serving.request_log import (
+    RequestLogger,
+    RequestLogSink,
+    directory_writer,
+    writer_for,
+)
 from tests.s3_server import S3Bucket
 
 WAIT_S = 30.0  # generous bound for the background thread; never asserted as a speed

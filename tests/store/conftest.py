@@ -14,9 +14,10 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from stroke_mlops import schema, signature
-from stroke_mlops.model_dir import write_model_dir
-from stroke_mlops.train import build_model_pipeline
+from stroke_mlops.data import schema
+from stroke_mlops.registry import signature
+from stroke_mlops.registry.model_dir import write_model_dir
+from stroke_mlops.training.train import build_model_pipeline
 from tests.s3_server import fault_proxy, moto_endpoint, s3_bucket  # noqa: F401
 
 MakeModelDir = Callable[[str], Path]

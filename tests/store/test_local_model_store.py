@@ -11,9 +11,15 @@ import pandas as pd
 import pytest
 from sklearn.pipeline import Pipeline
 
-from stroke_mlops import schema, store
-from stroke_mlops.model_dir import METADATA_FILE, MODEL_CARD_FILE, sha256_file, verify_model_dir
-from stroke_mlops.store import LocalModelStore, StoreError, open_store
+from stroke_mlops.data import schema
+from stroke_mlops.registry import store
+from stroke_mlops.registry.model_dir import (
+    METADATA_FILE,
+    MODEL_CARD_FILE,
+    sha256_file,
+    verify_model_dir,
+)
+from stroke_mlops.registry.store import LocalModelStore, StoreError, open_store
 from tests.store.conftest import MakeModelDir
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from stroke_mlops.uris import (
+from stroke_mlops.registry.uris import (
     StorageError,
     minio_client_from_env,
     read_uri_bytes,

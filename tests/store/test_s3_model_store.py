@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from stroke_mlops.model_dir import (
+from stroke_mlops.registry.model_dir import (
     METADATA_FILE,
     MODEL_CARD_FILE,
     MODEL_FILE,
     sha256_file,
     verify_model_dir,
 )
-from stroke_mlops.store import S3ModelStore, StoreError, open_store
+from stroke_mlops.registry.store import S3ModelStore, StoreError, open_store
 from tests.s3_server import FaultProxy, S3Bucket
 from tests.store.conftest import MakeModelDir
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from stroke_mlops import data, schema
+from stroke_mlops.data import dataset, schema
 
 HEADER = ",".join(schema.RAW_COLUMNS)
 ROW_A = "1001,Male,70,0,1,Yes,Private,Urban,201.5,31.2,formerly smoked,1"
@@ -14,7 +14,7 @@ ROW_B = "1002,Female,58,0,0,Yes,Self-employed,Rural,95.3,N/A,never smoked,0"
 
 def test_reads_bom_crlf_and_na_as_distributed() -> None:
     raw = ("\ufeff" + HEADER + "\r\n" + ROW_A + "\r\n" + ROW_B).encode()  # no final newline
-    frame = data.read_raw_patients(raw)
+    frame = dataset.read_raw_patients(raw)
     assert list(frame.columns) == list(schema.RAW_COLUMNS)  # BOM not glued to "id"
     assert len(frame) == 2
     assert frame["bmi"].isna().tolist() == [False, True]  # N/A -> NaN
@@ -22,11 +22,11 @@ def test_reads_bom_crlf_and_na_as_distributed() -> None:
 
 
 def test_real_file_reads_exactly(real_csv_bytes: bytes) -> None:
-    frame = data.read_raw_patients(real_csv_bytes)
+    frame = dataset.read_raw_patients(real_csv_bytes)
     assert frame.shape == (5110, 12)
     assert int(frame["bmi"].isna().sum()) == 201
     assert int(frame["stroke"].sum()) == 249
-    assert data.sha256_bytes(real_csv_bytes).startswith("e35d3bacd7c3")
+    assert dataset.sha256_bytes(real_csv_bytes).startswith("e35d3bacd7c3")
 
 
 @pytest.mark.parametrize(
@@ -40,8 +40,8 @@ def test_real_file_reads_exactly(real_csv_bytes: bytes) -> None:
     ],
 )
 def test_unreadable_input_gets_one_line_reason(raw: bytes, expected: str) -> None:
-    with pytest.raises(data.RawDataError, match=expected) as caught:
-        data.read_raw_patients(raw, source="upload.csv")
+    with pytest.raises(dataset.RawDataError, match=expected) as caught:
+        dataset.read_raw_patients(raw, source="upload.csv")
     assert "upload.csv" in str(caught.value)
     assert "\n" not in str(caught.value)
 
@@ -54,12 +54,12 @@ def test_clean_drops_id_and_keeps_missing_bmi(real_patients: pd.DataFrame) -> No
 
 
 def test_split_is_stratified_disjoint_and_reproducible(real_patients: pd.DataFrame) -> None:
-    first = data.split_patients(real_patients, seed=7)
-    again = data.split_patients(real_patients, seed=7)
-    other = data.split_patients(real_patients, seed=8)
+    first = dataset.split_patients(real_patients, seed=7)
+    again = dataset.split_patients(real_patients, seed=7)
+    other = dataset.split_patients(real_patients, seed=8)
     for part in ("train", "validation", "test"):
         pd.testing.assert_frame_equal(getattr(first, part), getattr(again, part))
-    assert data.sha256_frame(first.test) != data.sha256_frame(other.test)
+    assert dataset.sha256_frame(first.test) != dataset.sha256_frame(other.test)
     sizes = {name: p["rows"] for name, p in first.summary().items()}
     assert sizes == {"train": 3066, "validation": 1022, "test": 1022}
     for counts in first.summary().values():  # stratified: every part keeps the ~4.87 % rate
@@ -72,14 +72,14 @@ def test_split_is_stratified_disjoint_and_reproducible(real_patients: pd.DataFra
 def test_fingerprint_names_raw_bytes_and_split(
     real_csv_bytes: bytes, real_patients: pd.DataFrame
 ) -> None:
-    split = data.split_patients(real_patients, seed=1)
-    fingerprint = data.fingerprint_split(real_csv_bytes, split, seed=1)
-    assert fingerprint["raw_sha256"] == data.sha256_bytes(real_csv_bytes)
+    split = dataset.split_patients(real_patients, seed=1)
+    fingerprint = dataset.fingerprint_split(real_csv_bytes, split, seed=1)
+    assert fingerprint["raw_sha256"] == dataset.sha256_bytes(real_csv_bytes)
     assert fingerprint["seed"] == 1
-    assert fingerprint["test_sha256"] == data.sha256_frame(split.test)
+    assert fingerprint["test_sha256"] == dataset.sha256_frame(split.test)
     assert fingerprint["train_sha256"] != fingerprint["test_sha256"]
 
 
 def test_split_fractions_must_leave_training_rows() -> None:
     with pytest.raises(ValueError, match="leave rows for training"):
-        data.SplitFractions(validation=0.5, test=0.5)
+        dataset.SplitFractions(validation=0.5, test=0.5)

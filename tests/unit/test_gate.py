@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stroke_mlops.gate import (
+from stroke_mlops.training.gate import (
     DataContractError,
     GateThresholds,
     ModelScore,

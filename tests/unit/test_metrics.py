@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stroke_mlops import metrics
+from stroke_mlops.training import metrics
 
 
 def test_threshold_takes_highest_recall_meeting_precision_floor() -> None:

@@ -8,7 +8,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-from stroke_mlops import data, evaluate, train
+from stroke_mlops.data import dataset
+from stroke_mlops.training import evaluate, train
 
 SMALL = (
     train.Candidate(
@@ -27,18 +28,18 @@ SMALL = (
 
 
 @pytest.fixture(scope="module")
-def split(real_patients: pd.DataFrame) -> data.PatientSplit:
-    return data.split_patients(real_patients, seed=3)
+def split(real_patients: pd.DataFrame) -> dataset.PatientSplit:
+    return dataset.split_patients(real_patients, seed=3)
 
 
 @pytest.fixture(scope="module")
-def trained(split: data.PatientSplit) -> train.TrainingResult:
-    X, y = data.features_and_target(split.train)
+def trained(split: dataset.PatientSplit) -> train.TrainingResult:
+    X, y = dataset.features_and_target(split.train)
     return train.train_candidates(X, y, seed=3, precision_floor=0.15, folds=3, candidates=SMALL)
 
 
 def test_selects_a_fitted_pipeline_with_its_preprocessing(
-    trained: train.TrainingResult, split: data.PatientSplit
+    trained: train.TrainingResult, split: dataset.PatientSplit
 ) -> None:
     assert trained.selected in {"logistic_regression", "xgboost", train.SOFT_VOTE}
     assert {c.name for c in trained.candidates} == {"logistic_regression", "xgboost", "soft_vote"}
@@ -49,7 +50,7 @@ def test_selects_a_fitted_pipeline_with_its_preprocessing(
     )
     assert chosen is best
     # Serving sends raw fields (with a missing bmi) and gets a probability back.
-    X_test, _ = data.features_and_target(split.test)
+    X_test, _ = dataset.features_and_target(split.test)
     raw_rows = X_test.head(5).copy()
     raw_rows.loc[raw_rows.index[0], "bmi"] = np.nan
     proba = trained.model.predict_proba(raw_rows)[:, 1]
@@ -59,19 +60,19 @@ def test_selects_a_fitted_pipeline_with_its_preprocessing(
 
 
 def test_training_is_reproducible_from_the_seed(
-    trained: train.TrainingResult, split: data.PatientSplit
+    trained: train.TrainingResult, split: dataset.PatientSplit
 ) -> None:
-    X, y = data.features_and_target(split.train)
+    X, y = dataset.features_and_target(split.train)
     again = train.train_candidates(X, y, seed=3, precision_floor=0.15, folds=3, candidates=SMALL)
     np.testing.assert_allclose(again.oof_scores, trained.oof_scores)
-    X_test, _ = data.features_and_target(split.test)
+    X_test, _ = dataset.features_and_target(split.test)
     np.testing.assert_allclose(
         again.model.predict_proba(X_test), trained.model.predict_proba(X_test)
     )
 
 
-def test_too_few_strokes_is_a_clear_error(split: data.PatientSplit) -> None:
-    X, y = data.features_and_target(split.train)
+def test_too_few_strokes_is_a_clear_error(split: dataset.PatientSplit) -> None:
+    X, y = dataset.features_and_target(split.train)
     y_few = np.zeros_like(y)
     y_few[:2] = 1
     with pytest.raises(ValueError, match="at least 5 strokes; got 2"):
@@ -79,7 +80,7 @@ def test_too_few_strokes_is_a_clear_error(split: data.PatientSplit) -> None:
 
 
 def test_evaluation_is_consistent_and_the_card_says_so(
-    trained: train.TrainingResult, split: data.PatientSplit
+    trained: train.TrainingResult, split: dataset.PatientSplit
 ) -> None:
     result = evaluate.evaluate_model(
         trained.model,
@@ -117,9 +118,9 @@ def test_evaluation_is_consistent_and_the_card_says_so(
     assert f"| **stroke** | {cm[1][0]} | {cm[1][1]} |" in card
 
 
-def test_soft_vote_oof_is_the_mean_of_its_members_oof(split: data.PatientSplit) -> None:
+def test_soft_vote_oof_is_the_mean_of_its_members_oof(split: dataset.PatientSplit) -> None:
     """What _soft_vote_result relies on: scoring the vote without cross-validating it again."""
-    X, y = data.features_and_target(split.train)
+    X, y = dataset.features_and_target(split.train)
     splitter = StratifiedKFold(n_splits=3, shuffle=True, random_state=3)
     members = {
         c.name: train.build_model_pipeline(c.make_classifier(3, 19.0)).set_params(

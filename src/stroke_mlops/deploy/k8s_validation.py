@@ -6,7 +6,8 @@ Built-in kinds are checked against the strict JSON schemas that ``kubernetes-val
 strict API server treats them: every object schema that does not preserve unknown fields rejects
 them. CEL rules (``x-kubernetes-validations``) and admission webhooks are not evaluated.
 
-CLI: ``python -m stroke_mlops.k8s_validation manifests/overlays/kind [more overlays or files]``
+CLI:
+``python -m stroke_mlops.deploy.k8s_validation manifests/overlays/kind [more overlays or files]``
 prints every problem and exits non-zero when there is one.
 """
 
@@ -31,7 +32,7 @@ import yaml
 # The Kubernetes minor version of the kind node image in manifests/kind/cluster.yaml.
 KUBERNETES_VERSION = "1.34"
 CRD_DIR_ENV = "KSERVE_CRD_DIR"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
+_REPO_ROOT = Path(__file__).resolve().parents[3]
 _DEFAULT_CRD_DIR = _REPO_ROOT.parent / "shared" / "schemas" / "kserve"
 _K8S_DEFINITIONS_ID = "https://kubernetes.io/api/_definitions.json"
 _OBJECT_META_REF = f"{_K8S_DEFINITIONS_ID}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
@@ -380,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m stroke_mlops.k8s_validation",
+        prog="python -m stroke_mlops.deploy.k8s_validation",
         description="Strict offline validation of Kubernetes manifests (overlays or YAML files).",
     )
     parser.add_argument("targets", nargs="+", type=Path, help="kustomize folder or YAML file")

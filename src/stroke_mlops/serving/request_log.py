@@ -194,11 +194,11 @@ def directory_writer(root: Path) -> WriteObject:
 def s3_writer(uri: str) -> WriteObject:
     """A ``write(key, body)`` that puts objects under ``s3://bucket/prefix`` (MinIO, monitoring).
 
-    Endpoint and credentials come from the AWS_* environment (see stroke_mlops.uris).
+    Endpoint and credentials come from the AWS_* environment (see stroke_mlops.registry.uris).
     """
     import io
 
-    from stroke_mlops.uris import minio_client_from_env, parse_s3_uri
+    from stroke_mlops.registry.uris import minio_client_from_env, parse_s3_uri
 
     bucket, prefix = parse_s3_uri(uri)
     client = minio_client_from_env()
@@ -216,7 +216,7 @@ def writer_for(uri: str) -> WriteObject:
     """The writer for a request-log destination: a folder, ``file://`` or ``s3://`` URI."""
     if uri.startswith("s3://"):
         return s3_writer(uri)
-    from stroke_mlops.uris import file_uri_to_path
+    from stroke_mlops.registry.uris import file_uri_to_path
 
     return directory_writer(file_uri_to_path(uri) if uri.startswith("file://") else Path(uri))
 

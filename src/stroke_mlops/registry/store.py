@@ -40,8 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from stroke_mlops.model_dir import METADATA_FILE, verify_model_dir
-from stroke_mlops.uris import (
+from stroke_mlops.registry.model_dir import METADATA_FILE, verify_model_dir
+from stroke_mlops.registry.uris import (
     StorageError,
     describe_s3_failure,
     endpoint_of,
@@ -650,7 +650,7 @@ def _content_type(name: str) -> str:
 def open_store(uri: str) -> ModelStore:
     """The store at ``uri``: a folder path, ``file:///path`` or ``s3://bucket[/prefix]``.
 
-    S3 credentials and endpoint come from the environment (see :mod:`stroke_mlops.uris`).
+    S3 credentials and endpoint come from the environment (see :mod:`stroke_mlops.registry.uris`).
     """
     if not uri or not uri.strip():
         raise StoreError(

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stroke_mlops import schema
+from stroke_mlops.data import schema
 
 MISSING_MARKERS = ("N/A", "")
 

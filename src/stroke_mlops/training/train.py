@@ -26,8 +26,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from xgboost import XGBClassifier
 
-from stroke_mlops import schema
-from stroke_mlops.metrics import recall_at_precision
+from stroke_mlops.data import schema
+from stroke_mlops.training.metrics import recall_at_precision
 
 log = logging.getLogger(__name__)
 

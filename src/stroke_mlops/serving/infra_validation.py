@@ -1,7 +1,7 @@
 """Infra-validation: serve a candidate model directory for real before it is published.
 
 TFX's InfraValidator idea on our own serving stack: start the real model server
-(``python -m stroke_mlops.predictor``, a subprocess on 127.0.0.1 and a free port) on the
+(``python -m stroke_mlops.serving.predictor``, a subprocess on 127.0.0.1 and a free port) on the
 candidate's directory, wait (bounded) until it reports ready, send the signature's ``examples``
 over V1 and V2, require the answers to have the right shape and to equal the in-process
 pipeline's probabilities (within 1e-6), require a malformed request to get a 400 and the server
@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from stroke_mlops import schema
-from stroke_mlops.model_dir import VerifiedModelDir, verify_model_dir
+from stroke_mlops.data import schema
+from stroke_mlops.registry.model_dir import VerifiedModelDir, verify_model_dir
 
 PROBABILITY_TOLERANCE = 1e-6
 STOP_TIMEOUT_S = 10.0
@@ -74,7 +74,7 @@ def server_command(model_uri: str, port: int, host: str = "127.0.0.1") -> list[s
     return [
         sys.executable,
         "-m",
-        "stroke_mlops.predictor",
+        "stroke_mlops.serving.predictor",
         "--model-uri",
         model_uri,
         "--host",
@@ -236,7 +236,7 @@ def _expected_probabilities(
     model_dir: Path, reasons: list[str]
 ) -> tuple[np.ndarray | None, VerifiedModelDir | None]:
     """The in-process pipeline's P(stroke) for the signature's examples (checksums first)."""
-    from stroke_mlops.serving import input_specs, instances_to_frame
+    from stroke_mlops.serving.scoring import input_specs, instances_to_frame
 
     try:
         verified = verify_model_dir(model_dir)

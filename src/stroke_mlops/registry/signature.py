@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from stroke_mlops import schema
+from stroke_mlops.data import schema
 
 SIGNATURE_VERSION = 1
 # Open Inference Protocol (V2) datatypes of each kind of input.

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from stroke_mlops.infra_validation import ServerProcess, v1_body
-from stroke_mlops.schema import MODEL_NAME
+from stroke_mlops.data.schema import MODEL_NAME
+from stroke_mlops.serving.infra_validation import ServerProcess, v1_body
 
 READY_TIMEOUT_S = 90.0
 
@@ -41,7 +41,7 @@ def local_model_uri(version_uri: str) -> str:
 
 def predict_with_production_model(store_uri: str) -> DemoPrediction:
     """Start the real model server on the promoted version and send it an example patient."""
-    from stroke_mlops.store import open_store
+    from stroke_mlops.registry.store import open_store
 
     pointer = open_store(store_uri).production()
     if pointer is None:
@@ -68,8 +68,8 @@ def _example_patient(store_uri: str, version: str) -> dict[str, Any]:
     import tempfile
     from pathlib import Path
 
-    from stroke_mlops.model_dir import verify_model_dir
-    from stroke_mlops.store import open_store
+    from stroke_mlops.registry.model_dir import verify_model_dir
+    from stroke_mlops.registry.store import open_store
 
     with tempfile.TemporaryDirectory(prefix="demo-") as scratch:
         local = open_store(store_uri).download_version(version, Path(scratch) / "model")

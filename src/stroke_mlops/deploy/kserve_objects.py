@@ -356,7 +356,8 @@ def render_yaml(objects: Iterable[Any]) -> str:
 
 
 SERVING_RUNTIME_MANIFEST_HEADER = (
-    "# Generated from stroke_mlops.deploy.build_serving_runtime: do not edit by hand.\n"
+    "# Generated from stroke_mlops.deploy.kserve_objects.build_serving_runtime:"
+    " do not edit by hand.\n"
     "# Regenerate with `make serving-runtime-manifest`; tests/k8s checks they agree.\n"
 )
 

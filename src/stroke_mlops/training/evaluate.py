@@ -18,8 +18,9 @@ import pandas as pd
 from sklearn.metrics import roc_curve
 from sklearn.pipeline import Pipeline
 
-from stroke_mlops import metrics, schema
-from stroke_mlops.data import features_and_target
+from stroke_mlops.data import schema
+from stroke_mlops.data.dataset import features_and_target
+from stroke_mlops.training import metrics
 
 ROC_POINTS = 200  # the KFP UI draws the curve from this many points at most
 

@@ -32,8 +32,8 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from stroke_mlops import schema
-from stroke_mlops.model_dir import verify_model_dir
+from stroke_mlops.data import schema
+from stroke_mlops.registry.model_dir import verify_model_dir
 
 MAX_INSTANCES = 10_000  # per request; larger batches belong to a batch job, not the endpoint
 MAX_REPORTED_ERRORS = 10  # a request with more bad values reports the first ones and a count
@@ -826,7 +826,7 @@ def instances_to_frame(
 
 
 def _schema_inputs() -> list[dict[str, Any]]:
-    from stroke_mlops.signature import build_signature
+    from stroke_mlops.registry.signature import build_signature
 
     return list(build_signature([])["inputs"])
 

@@ -3,7 +3,7 @@
 ``StrokeModel.load()`` gets the model directory the KServe way (a folder such as
 ``/mnt/models``, where the storage initializer put ``storageUri``; or an ``s3://`` URI fetched
 with ``kserve-storage``), verifies every file's sha256 *before* deserializing, compiles the fast
-path (:mod:`stroke_mlops.serving`) and only then sets ``ready``. ``predict()`` serves both
+path (:mod:`stroke_mlops.serving.scoring`) and only then sets ``ready``. ``predict()`` serves both
 protocols through one code path:
 
 * V1 ``POST /v1/models/stroke:predict`` ``{"instances": [{feature: value, ...}, ...]}`` returns
@@ -14,9 +14,10 @@ protocols through one code path:
 
 Any bad input is a ``kserve.errors.InvalidInput`` (HTTP 400) naming the instance, the field and
 what was expected; a malformed V2 body, which FastAPI rejects before the model sees it, is a 400
-too. Every request, good or bad, is logged as one JSON line (see :mod:`stroke_mlops.request_log`).
+too. Every request, good or bad, is logged as one JSON line
+(see :mod:`stroke_mlops.serving.request_log`).
 
-Run it with ``python -m stroke_mlops.predictor --model-uri DIR_OR_S3_URI [--port 8080]``.
+Run it with ``python -m stroke_mlops.serving.predictor --model-uri DIR_OR_S3_URI [--port 8080]``.
 """
 
 from __future__ import annotations
@@ -38,15 +39,15 @@ from kserve.model import Model
 from kserve.model_server import ModelServer
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from stroke_mlops import schema
-from stroke_mlops.request_log import (
+from stroke_mlops.data import schema
+from stroke_mlops.serving.request_log import (
     RequestLogger,
     RequestLogSink,
     new_request_id,
     utc_timestamp,
     writer_for,
 )
-from stroke_mlops.serving import (
+from stroke_mlops.serving.scoring import (
     CompiledModel,
     InvalidRequestError,
     columns_from_v1,
@@ -55,7 +56,9 @@ from stroke_mlops.serving import (
     parse_json_body,
 )
 
-log = logging.getLogger("stroke_mlops.predictor")  # not __name__: "__main__" under python -m
+log = logging.getLogger(
+    "stroke_mlops.serving.predictor"
+)  # not __name__: "__main__" under python -m
 
 DEFAULT_MODEL_URI = "/mnt/models"  # where KServe's storage initializer puts storageUri
 DEFAULT_HTTP_PORT = 8080
@@ -360,7 +363,7 @@ def serve(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m stroke_mlops.predictor",
+        prog="python -m stroke_mlops.serving.predictor",
         description="Serve the stroke model over KServe's V1 and V2 REST protocols.",
     )
     parser.add_argument(
@@ -389,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``python -m stroke_mlops.predictor``; returns the exit status."""
+    """Entry point of ``python -m stroke_mlops.serving.predictor``; returns the exit status."""
     args = build_parser().parse_args(argv)
     sink = (
         RequestLogSink(writer_for(args.request_log_uri), flush_interval_s=1.0)

@@ -2,7 +2,7 @@
 
 The suite is reviewed JSON (``gx/expectations/stroke_raw.json``) in GX Core 1.x's own format: a
 ``name``, suite ``meta`` and a list of ``{"type", "kwargs", "meta": {"notes"}}`` expectations.
-It checks the RAW frame as ``data.read_raw_patients`` returns it (types inferred, ``N/A`` read as
+It checks the RAW frame as ``dataset.read_raw_patients`` returns it (types inferred, ``N/A`` read as
 missing), before any cleaning.
 
 ``validate_patients`` runs every expectation on an ephemeral GX context (nothing written to disk)
@@ -34,14 +34,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from stroke_mlops import data, schema
+from stroke_mlops.data import dataset, schema
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import (
         ExpectationValidationResult,
     )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_SUITE_PATH = REPO_ROOT / "gx" / "expectations" / "stroke_raw.json"
 # An installed wheel has no gx/ folder: it ships the same suite beside this module.
 PACKAGED_SUITE_PATH = Path(__file__).resolve().with_name("stroke_raw.json")
@@ -241,8 +241,8 @@ def _json_scalar(value: Any) -> Any:
 def validate_csv_bytes(
     raw: bytes, source: str, *, suite_path: Path | None = None
 ) -> ContractReport:
-    """Read raw CSV bytes (``data.RawDataError`` propagates) and validate them."""
-    frame = data.read_raw_patients(raw, source=source)
+    """Read raw CSV bytes (``dataset.RawDataError`` propagates) and validate them."""
+    frame = dataset.read_raw_patients(raw, source=source)
     return validate_patients(frame, suite_path, source=source)
 
 

@@ -1,0 +1,3 @@
+"""Deployment: KServe ServingRuntime/InferenceService objects, their in-cluster apply and offline
+validation.
+"""

@@ -1,0 +1,3 @@
+"""The model registry: model directory contract, input signature, the store (folder or S3/MinIO)
+and URIs.
+"""

@@ -1,0 +1,3 @@
+"""Serving: the KServe predictor, compiled scoring, request logging, infra-validation and the local
+demo.
+"""
