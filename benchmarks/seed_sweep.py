@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from stroke_mlops.data import dataset
-from stroke_mlops.training import evaluate, gate, train
+from stroke_mlops.training import evaluate, promotion_gate, train
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def main() -> int:
     parser.add_argument("--data", default=str(REPO / "data/raw/healthcare-dataset-stroke-data.csv"))
     args = parser.parse_args()
     patients = dataset.clean_patients(dataset.read_raw_patients_file(args.data))
-    thresholds = gate.GateThresholds()
+    thresholds = promotion_gate.GateThresholds()
     print(
         f"{'seed':>4} {'model':<20} {'thresh':>6} {'recall':>6} {'prec':>6} {'rocauc':>6} "
         f"{'blessed':>7} {'s':>5}"
@@ -49,8 +49,8 @@ def main() -> int:
             config=evaluate.EvaluationConfig(seed=seed, bootstrap_resamples=200),
         )
         t = measured.test
-        ok = gate.decide(
-            gate.ModelScore("c", t["recall"], t["precision"], t["roc_auc"], t["pr_auc"]),
+        ok = promotion_gate.decide_promotion(
+            promotion_gate.ModelScore("c", t["recall"], t["precision"], t["roc_auc"], t["pr_auc"]),
             thresholds,
         ).blessed
         blessed += ok

@@ -19,7 +19,7 @@ def deploy(
     from stroke_mlops.logs import configure_logging
 
     configure_logging()
-    result = steps.deploy(
+    result = steps.deploy_version(
         model_uri,
         version=version,
         store_uri=store_uri,

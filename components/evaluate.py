@@ -37,7 +37,7 @@ def evaluate(
     from stroke_mlops.training.evaluate import EvaluationConfig
 
     configure_logging()
-    result = steps.evaluate_model(
+    result = steps.evaluate_candidate(
         Path(model.path),
         train_path=Path(train_data.path),
         validation_path=Path(validation_data.path),

@@ -24,10 +24,10 @@ def gate(
 
     from stroke_mlops import steps
     from stroke_mlops.logs import configure_logging
-    from stroke_mlops.training.gate import GateThresholds
+    from stroke_mlops.training.promotion_gate import GateThresholds
 
     configure_logging()
-    decision = steps.gate_model(
+    decision = steps.gate_candidate(
         Path(evaluation.path),
         Path(test_data.path),
         store_uri=store_uri,

@@ -13,5 +13,5 @@ def infra_validate(store_uri: str, version: str, report: Output[Markdown]):
     from stroke_mlops.logs import configure_logging
 
     configure_logging()
-    result = steps.infra_validate(store_uri, version, Path(report.path))
+    result = steps.infra_validate_version(store_uri, version, Path(report.path))
     report.metadata.update(result)

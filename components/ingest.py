@@ -13,5 +13,5 @@ def ingest(data_uri: str, raw_data: Output[Dataset]):
     from stroke_mlops.logs import configure_logging
 
     configure_logging()
-    info = steps.ingest(data_uri, Path(raw_data.path))
+    info = steps.ingest_raw_data(data_uri, Path(raw_data.path))
     raw_data.metadata.update(info)

@@ -23,7 +23,7 @@ def preprocess(
     from stroke_mlops.logs import configure_logging
 
     configure_logging()
-    info = steps.preprocess(
+    info = steps.clean_and_split(
         Path(raw_data.path),
         seed=seed,
         validation_fraction=validation_fraction,

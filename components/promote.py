@@ -10,5 +10,5 @@ def promote(store_uri: str, version: str) -> str:
     from stroke_mlops.logs import configure_logging
 
     configure_logging()
-    pointer = steps.promote(store_uri, version)
+    pointer = steps.promote_version(store_uri, version)
     return str(pointer["version"])

@@ -27,7 +27,7 @@ def publish(
     from stroke_mlops.registry.model_dir import MODEL_CARD_FILE
 
     configure_logging()
-    version, model_uri = steps.publish(
+    version, model_uri = steps.publish_candidate(
         Path(model.path),
         evaluation_path=Path(evaluation.path),
         fingerprint=json.loads(Path(fingerprint.path).read_text()),

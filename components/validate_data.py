@@ -18,7 +18,7 @@ def validate_data(
     from stroke_mlops.logs import configure_logging
 
     configure_logging()
-    passed, failures, statistics = steps.validate(Path(raw_data.path), Path(report.path))
+    passed, failures, statistics = steps.validate_raw_data(Path(raw_data.path), Path(report.path))
     report.metadata.update({"passed": passed, **statistics})
     return (passed, failures)
 
@@ -26,6 +26,6 @@ def validate_data(
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def enforce_contract(passed: bool, failures: str):
     """Fail the run, before any training, with every contract failure in the message."""
-    from stroke_mlops.training.gate import enforce_contract
+    from stroke_mlops.data.enforcement import enforce_contract
 
     enforce_contract(passed, failures)

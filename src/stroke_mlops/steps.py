@@ -22,7 +22,7 @@ import pandas as pd
 
 from stroke_mlops.data import dataset, schema
 from stroke_mlops.registry import model_dir, signature
-from stroke_mlops.training import evaluate, gate, train
+from stroke_mlops.training import evaluate, promotion_gate, train
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ TRAINING_SUMMARY_FILE = "training.json"
 OOF_SCORES_FILE = "oof_scores.npy"
 
 
-def ingest(data_uri: str, raw_path: Path) -> dict[str, Any]:
+def ingest_raw_data(data_uri: str, raw_path: Path) -> dict[str, Any]:
     """Copy the raw CSV from a path, ``s3://`` (MinIO) or ``https://`` URI, byte for byte."""
     from stroke_mlops.registry.store import read_uri_bytes
 
@@ -42,7 +42,7 @@ def ingest(data_uri: str, raw_path: Path) -> dict[str, Any]:
     return {"source": data_uri, "bytes": len(raw), "sha256": digest}
 
 
-def validate(raw_path: Path, report_path: Path) -> tuple[bool, str, dict[str, Any]]:
+def validate_raw_data(raw_path: Path, report_path: Path) -> tuple[bool, str, dict[str, Any]]:
     """Run the data contract; write the HTML report; return (passed, failures text, stats).
 
     An unreadable file is a failed contract with its one-line reason, not an exception, so the
@@ -68,7 +68,7 @@ def _unreadable_report_html(reason: str) -> str:
     )
 
 
-def preprocess(
+def clean_and_split(
     raw_path: Path,
     *,
     seed: int,
@@ -153,7 +153,7 @@ def load_trained(model_path: Path) -> tuple[Any, np.ndarray, dict[str, Any]]:
     return model, oof, summary
 
 
-def evaluate_model(
+def evaluate_candidate(
     model_path: Path,
     *,
     train_path: Path,
@@ -184,7 +184,7 @@ def evaluate_model(
     return result
 
 
-def score_champion(store_uri: str, test: pd.DataFrame) -> gate.ModelScore | None:
+def score_champion(store_uri: str, test: pd.DataFrame) -> promotion_gate.ModelScore | None:
     """The production model's metrics on this test set at its own threshold (None if none)."""
     from stroke_mlops.registry.store import open_store
 
@@ -197,8 +197,10 @@ def score_champion(store_uri: str, test: pd.DataFrame) -> gate.ModelScore | None
         verified = model_dir.verify_model_dir(local)
         champion = verified.load_model()
         y_test = test[schema.TARGET_COLUMN].to_numpy()
-        measured = evaluate.test_metrics(y_test, evaluate.score(champion, test), verified.threshold)
-    return gate.ModelScore(
+        measured = evaluate.held_out_metrics(
+            y_test, evaluate.score(champion, test), verified.threshold
+        )
+    return promotion_gate.ModelScore(
         version=pointer.version,
         recall=measured["recall"],
         precision=measured["precision"],
@@ -207,16 +209,16 @@ def score_champion(store_uri: str, test: pd.DataFrame) -> gate.ModelScore | None
     )
 
 
-def gate_model(
+def gate_candidate(
     evaluation_path: Path,
     test_path: Path,
     *,
     store_uri: str,
-    thresholds: gate.GateThresholds,
-) -> gate.GateDecision:
+    thresholds: promotion_gate.GateThresholds,
+) -> promotion_gate.GateDecision:
     """Apply the thresholds and, when production has a model, the champion comparison."""
     result = evaluate.Evaluation.from_json(evaluation_path.read_text())
-    challenger = gate.ModelScore(
+    challenger = promotion_gate.ModelScore(
         version="challenger",
         recall=result.test["recall"],
         precision=result.test["precision"],
@@ -224,7 +226,7 @@ def gate_model(
         pr_auc=result.test["pr_auc"],
     )
     champion = score_champion(store_uri, read_part(test_path)) if store_uri else None
-    decision = gate.decide(challenger, thresholds, champion)
+    decision = promotion_gate.decide_promotion(challenger, thresholds, champion)
     log.info("gate: %s", decision.message())
     return decision
 
@@ -279,7 +281,7 @@ def build_model_dir(
     )
 
 
-def publish(
+def publish_candidate(
     model_path: Path,
     *,
     evaluation_path: Path,
@@ -310,7 +312,7 @@ def publish(
     return version, published.uri
 
 
-def promote(store_uri: str, version: str) -> dict[str, Any]:
+def promote_version(store_uri: str, version: str) -> dict[str, Any]:
     """Move the production pointer to ``version`` (one small object, written last)."""
     from stroke_mlops.registry.store import open_store
 
@@ -319,7 +321,7 @@ def promote(store_uri: str, version: str) -> dict[str, Any]:
     return asdict(pointer)
 
 
-def deploy(
+def deploy_version(
     model_uri: str,
     *,
     version: str,
@@ -333,7 +335,7 @@ def deploy(
     only inside a cluster with permission; otherwise the result says why it was not applied.
     With a canary percentage, the previous production version keeps the rest of the traffic.
     """
-    from stroke_mlops.deploy import kserve_objects as kserve_deploy
+    from stroke_mlops.deploy import kserve_objects
     from stroke_mlops.image import project_image
     from stroke_mlops.registry.store import open_store
 
@@ -346,17 +348,17 @@ def deploy(
             canary_traffic_percent = 0
         else:
             stable_uri = open_store(store_uri).version_uri(previous)
-    service = kserve_deploy.build_inference_service(
+    service = kserve_objects.build_inference_service(
         model_uri,
         model_version=version,
         canary_traffic_percent=canary_traffic_percent or None,
         stable_storage_uri=stable_uri,
     )
-    runtime = kserve_deploy.build_serving_runtime(project_image())
-    manifest_path.write_text(kserve_deploy.render_yaml([runtime, service]))
+    runtime = kserve_objects.build_serving_runtime(project_image())
+    manifest_path.write_text(kserve_objects.render_yaml([runtime, service]))
     # The ServingRuntime is installed with the manifests; the pipeline's RBAC covers only
     # InferenceServices, so that is all it applies.
-    result = kserve_deploy.apply_objects([service])
+    result = kserve_objects.apply_objects([service])
     log.info("deploy: %s", result.message)
     return {"applied": result.applied, "message": result.message, "actions": list(result.actions)}
 
@@ -365,18 +367,18 @@ class InfraValidationError(RuntimeError):
     """The candidate could not be served; it must not be promoted."""
 
 
-def infra_validate(store_uri: str, version: str, report_path: Path) -> dict[str, Any]:
+def infra_validate_version(store_uri: str, version: str, report_path: Path) -> dict[str, Any]:
     """Serve the published version for real (as downloaded from the store) before promotion.
 
     Raises InfraValidationError, stopping the run before promote, when the model server cannot
     load it, answers wrongly, or accepts a malformed request.
     """
     from stroke_mlops.registry.store import open_store
-    from stroke_mlops.serving.infra_validation import infra_validate as run_infra_validation
+    from stroke_mlops.serving.infra_validation import validate_model_server
 
     with tempfile.TemporaryDirectory(prefix="infra-validate-") as scratch:
         local = open_store(store_uri).download_version(version, Path(scratch) / "model")
-        result = run_infra_validation(local)
+        result = validate_model_server(local)
     summary = result.summary()
     lines = [
         f"# Infra-validation of `{version}`: {'PASSED' if result.passed else 'FAILED'}",

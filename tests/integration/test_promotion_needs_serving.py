@@ -34,13 +34,13 @@ def test_unservable_model_is_not_promoted(real_patients: pd.DataFrame, tmp_path:
     store_uri = str(tmp_path / "store")
     frame = real_patients.sample(800, random_state=0)
     _publish(store_uri, LogisticRegression(max_iter=1000), "v1-good", frame, tmp_path)
-    steps.infra_validate(store_uri, "v1-good", tmp_path / "report-good.md")
-    steps.promote(store_uri, "v1-good")
+    steps.infra_validate_version(store_uri, "v1-good", tmp_path / "report-good.md")
+    steps.promote_version(store_uri, "v1-good")
 
     # Stored and checksummed correctly, but a pipeline shape the model server refuses to serve.
     _publish(store_uri, RandomForestClassifier(n_estimators=5), "v2-unservable", frame, tmp_path)
     with pytest.raises(steps.InfraValidationError, match="v2-unservable cannot be served"):
-        steps.infra_validate(store_uri, "v2-unservable", tmp_path / "report-bad.md")
+        steps.infra_validate_version(store_uri, "v2-unservable", tmp_path / "report-bad.md")
     pointer = open_store(store_uri).production()
     assert pointer is not None and pointer.version == "v1-good"
     assert "FAILED" in (tmp_path / "report-bad.md").read_text()

@@ -11,14 +11,14 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 
 from stroke_mlops.registry.model_dir import SIGNATURE_FILE
-from stroke_mlops.serving.infra_validation import infra_validate
+from stroke_mlops.serving.infra_validation import validate_model_server
 from tests.serving.model_dirs import copy_model_dir, fit_pipeline, write_test_model_dir
 
 pytestmark = pytest.mark.integration
 
 
 def test_a_good_model_directory_passes(xgb_model_dir: Path) -> None:
-    result = infra_validate(xgb_model_dir, timeout_s=90)
+    result = validate_model_server(xgb_model_dir, timeout_s=90)
 
     assert result.passed, result.reasons
     assert result.reasons == []
@@ -34,7 +34,7 @@ def test_a_tampered_directory_is_blocked(xgb_model_dir: Path, tmp_path: Path) ->
         signature_path.read_text().replace('"maximum": 120.0', '"maximum": 999.0')
     )
 
-    result = infra_validate(tampered, timeout_s=90)
+    result = validate_model_server(tampered, timeout_s=90)
 
     assert not result.passed
     assert any("exited with status 1 before it was ready" in r for r in result.reasons)
@@ -47,7 +47,7 @@ def test_an_unknown_pipeline_shape_is_blocked(
     forest = fit_pipeline(real_patients, RandomForestClassifier(n_estimators=3, random_state=0))
     directory = write_test_model_dir(tmp_path / "forest", forest, signature_doc)
 
-    result = infra_validate(directory, timeout_s=90)
+    result = validate_model_server(directory, timeout_s=90)
 
     assert not result.passed
     assert len(result.reasons) == 1
@@ -55,6 +55,6 @@ def test_an_unknown_pipeline_shape_is_blocked(
 
 
 def test_a_folder_that_is_not_a_model_directory_is_blocked(tmp_path: Path) -> None:
-    result = infra_validate(tmp_path, timeout_s=90)
+    result = validate_model_server(tmp_path, timeout_s=90)
     assert not result.passed
     assert any("no metadata.json" in r for r in result.reasons)

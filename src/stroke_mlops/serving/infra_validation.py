@@ -201,7 +201,7 @@ def v2_body(instances: Sequence[dict[str, Any]], signature: dict[str, Any]) -> b
     return json.dumps({"inputs": inputs}).encode()
 
 
-def infra_validate(model_dir: Path, *, timeout_s: float = 60) -> InfraValidationResult:
+def validate_model_server(model_dir: Path, *, timeout_s: float = 60) -> InfraValidationResult:
     """Serve ``model_dir`` with the real server and check it answers correctly (see module doc).
 
     ``timeout_s`` bounds the wait for readiness. Never raises for a bad candidate: the result

@@ -60,7 +60,7 @@ def score(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict_proba(features)[:, 1], dtype=np.float64)
 
 
-def test_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
+def held_out_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
     """Ranking metrics plus the operating point at ``threshold``."""
     point = metrics.operating_point(y_true, scores, threshold)
     return {
@@ -98,7 +98,7 @@ def evaluate_model(
         margin=config.threshold_margin,
     )
     test_scores = score(model, test)
-    measured = test_metrics(y_test, test_scores, choice.threshold)
+    measured = held_out_metrics(y_test, test_scores, choice.threshold)
     intervals = metrics.bootstrap_intervals(
         y_test,
         test_scores,
@@ -123,7 +123,7 @@ def evaluate_model(
             # roc_curve's first threshold is +inf; JSON and the KFP UI want a number.
             "thresholds": [float(min(v, 1.0)) for v in roc_thresholds[keep]],
         },
-        out_of_fold=test_metrics(y_development, oof_scores, choice.threshold),
+        out_of_fold=held_out_metrics(y_development, oof_scores, choice.threshold),
         config=asdict(config),
     )
 

@@ -1,8 +1,4 @@
-"""The pipeline's two gates, each failing loudly with every reason at once.
-
-The data gate stops a run before any training when the data contract failed.
-
-The promotion gate: named thresholds plus champion/challenger.
+"""The promotion gate: named thresholds plus champion/challenger, failing loudly with every reason.
 
 A challenger is blessed when its held-out metrics meet every threshold and, when a production
 model (the champion) exists, it is not worse than the champion on the same test set by more
@@ -14,16 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-
-
-class DataContractError(RuntimeError):
-    """The raw data broke the data contract; the message lists every failure."""
-
-
-def enforce_contract(passed: bool, failures: str) -> None:
-    """Raise DataContractError (stopping the run) when the contract did not hold."""
-    if not passed:
-        raise DataContractError(f"the data contract failed:\n{failures}")
 
 
 @dataclass(frozen=True)
@@ -74,7 +60,7 @@ class GateDecision:
         return json.dumps(asdict(self), indent=2)
 
 
-def decide(
+def decide_promotion(
     challenger: ModelScore,
     thresholds: GateThresholds,
     champion: ModelScore | None = None,
