@@ -25,8 +25,8 @@ class UsageError(Exception):
 
 
 def _known_errors() -> tuple[type[BaseException], ...]:
-    from stroke_mlops.data.contract import SuiteError
     from stroke_mlops.data.dataset import RawDataError
+    from stroke_mlops.data.suite_file import SuiteError
     from stroke_mlops.deploy.kserve_objects import DeployConfigError
     from stroke_mlops.project import ProjectNotFoundError
     from stroke_mlops.registry.model_dir import ModelDirError
@@ -65,14 +65,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_draft_suite(args: argparse.Namespace) -> int:
-    from stroke_mlops.data import contract
     from stroke_mlops.data.dataset import read_raw_patients_file
+    from stroke_mlops.data.suite_draft import draft_suite
+    from stroke_mlops.data.suite_file import write_suite
 
     reference = Path(args.reference)
-    suite = contract.draft_suite(
+    suite = draft_suite(
         read_raw_patients_file(reference), margin=args.margin, source=reference.name
     )
-    contract.write_suite(suite, Path(args.output))
+    write_suite(suite, Path(args.output))
     print(f"draft suite written to {args.output}: review it, then commit it as the contract")
     return EXIT_OK
 

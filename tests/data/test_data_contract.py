@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stroke_mlops.data import contract, dataset, schema
+from stroke_mlops.data import contract, dataset, schema, suite_file
 
 Edit = Callable[[bytes], bytes]
 
@@ -79,7 +79,7 @@ def real_report(real_csv_bytes: bytes) -> contract.ContractReport:
 
 
 def test_real_file_meets_every_expectation(real_report: contract.ContractReport) -> None:
-    suite = contract.load_suite()
+    suite = suite_file.load_suite()
     assert real_report.success, real_report.to_text()
     assert real_report.failures == []
     assert real_report.evaluated == len(suite["expectations"]) == len(real_report.outcomes)
@@ -322,7 +322,7 @@ def test_to_html_of_a_passing_report_shows_a_pass_banner(
 
 
 def test_committed_suite_agrees_with_the_schema() -> None:
-    suite = contract.load_suite()
+    suite = suite_file.load_suite()
     by_key = {(e["kwargs"].get("column"), e["type"]): e["kwargs"] for e in suite["expectations"]}
     assert by_key[(None, "expect_table_columns_to_match_ordered_list")]["column_list"] == list(
         schema.RAW_COLUMNS
@@ -343,38 +343,38 @@ def test_committed_suite_agrees_with_the_schema() -> None:
 
 
 def test_committed_suite_is_in_the_written_format(tmp_path: Path) -> None:
-    rewritten = contract.write_suite(contract.load_suite(), tmp_path / "suite.json")
-    assert rewritten.read_bytes() == contract.resolve_suite_path().read_bytes()
+    rewritten = suite_file.write_suite(suite_file.load_suite(), tmp_path / "suite.json")
+    assert rewritten.read_bytes() == suite_file.resolve_suite_path().read_bytes()
 
 
 def test_unknown_expectation_is_refused_not_dropped(real_csv_bytes: bytes, tmp_path: Path) -> None:
-    suite = contract.load_suite()
+    suite = suite_file.load_suite()
     suite["expectations"].append(
         {"type": "expect_column_values_to_be_purple", "kwargs": {"column": "age"}}
     )
-    path = contract.write_suite(suite, tmp_path / "suite.json")
-    with pytest.raises(contract.SuiteError, match="expect_column_values_to_be_purple on age"):
+    path = suite_file.write_suite(suite, tmp_path / "suite.json")
+    with pytest.raises(suite_file.SuiteError, match="expect_column_values_to_be_purple on age"):
         contract.validate_csv_bytes(real_csv_bytes, "input", suite_path=path)
 
 
 def test_missing_suite_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(contract.SuiteError, match="expectation suite not found"):
-        contract.load_suite(tmp_path / "nowhere.json")
+    with pytest.raises(suite_file.SuiteError, match="expectation suite not found"):
+        suite_file.load_suite(tmp_path / "nowhere.json")
 
 
 def test_suite_path_can_come_from_the_environment(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = contract.write_suite(contract.load_suite(), tmp_path / "elsewhere.json")
-    monkeypatch.setenv(contract.SUITE_PATH_ENV, str(path))
-    assert contract.resolve_suite_path() == path
+    path = suite_file.write_suite(suite_file.load_suite(), tmp_path / "elsewhere.json")
+    monkeypatch.setenv(suite_file.SUITE_PATH_ENV, str(path))
+    assert suite_file.resolve_suite_path() == path
 
 
 def test_an_installed_wheel_falls_back_to_its_packaged_suite(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    packaged = contract.write_suite(contract.load_suite(), tmp_path / "stroke_raw.json")
-    monkeypatch.delenv(contract.SUITE_PATH_ENV, raising=False)
-    monkeypatch.setattr(contract, "DEFAULT_SUITE_PATH", tmp_path / "no-repo" / "stroke_raw.json")
-    monkeypatch.setattr(contract, "PACKAGED_SUITE_PATH", packaged)
-    assert contract.resolve_suite_path() == packaged
+    packaged = suite_file.write_suite(suite_file.load_suite(), tmp_path / "stroke_raw.json")
+    monkeypatch.delenv(suite_file.SUITE_PATH_ENV, raising=False)
+    monkeypatch.setattr(suite_file, "DEFAULT_SUITE_PATH", tmp_path / "no-repo" / "stroke_raw.json")
+    monkeypatch.setattr(suite_file, "PACKAGED_SUITE_PATH", packaged)
+    assert suite_file.resolve_suite_path() == packaged

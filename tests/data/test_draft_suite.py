@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from stroke_mlops.data import contract, dataset
+from stroke_mlops.data import contract, data_docs, dataset, suite_draft, suite_file
 
 TODAY = dt.date(2025, 1, 31)
 
@@ -22,7 +22,7 @@ def real_raw(real_csv_bytes: bytes) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def drafted(real_raw: pd.DataFrame) -> dict[str, Any]:
-    return contract.draft_suite(real_raw, source="stroke.csv", today=TODAY)
+    return suite_draft.draft_suite(real_raw, source="stroke.csv", today=TODAY)
 
 
 def _kwargs(suite: dict[str, Any], column: str | None, kind: str) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def _kwargs(suite: dict[str, Any], column: str | None, kind: str) -> dict[str, A
 def test_draft_accepts_its_reference_and_refuses_an_age_beyond_the_drafted_range(
     drafted: dict[str, Any], real_csv_bytes: bytes, tmp_path: Path
 ) -> None:
-    path = contract.write_suite(drafted, tmp_path / "draft.json")
+    path = suite_file.write_suite(drafted, tmp_path / "draft.json")
     passed = contract.validate_csv_bytes(real_csv_bytes, "stroke.csv", suite_path=path)
     assert passed.success, passed.to_text()
 
@@ -92,25 +92,25 @@ def test_every_drafted_expectation_says_where_it_came_from(drafted: dict[str, An
 
 def test_ranges_are_widened_by_the_margin_and_clipped_only_for_non_negative_columns() -> None:
     frame = pd.DataFrame({"level": [10.0, 15.0, 20.0], "change": [-5.0, 0.0, 5.0]})
-    suite = contract.draft_suite(frame, margin=0.2, today=TODAY)
+    suite = suite_draft.draft_suite(frame, margin=0.2, today=TODAY)
     level = _kwargs(suite, "level", "expect_column_values_to_be_between")
     change = _kwargs(suite, "change", "expect_column_values_to_be_between")
     assert (level["min_value"], level["max_value"]) == (8.0, 22.0)
     assert (change["min_value"], change["max_value"]) == (-7.0, 7.0)
-    near_zero = contract.draft_suite(pd.DataFrame({"dose": [1.0, 101.0]}), today=TODAY)
+    near_zero = suite_draft.draft_suite(pd.DataFrame({"dose": [1.0, 101.0]}), today=TODAY)
     assert _kwargs(near_zero, "dose", "expect_column_values_to_be_between")["min_value"] == 0.0
 
 
 def test_draft_refuses_an_empty_reference_and_a_bad_margin(real_raw: pd.DataFrame) -> None:
     with pytest.raises(ValueError, match="no data rows"):
-        contract.draft_suite(real_raw.iloc[:0])
+        suite_draft.draft_suite(real_raw.iloc[:0])
     with pytest.raises(ValueError, match="margin must be between 0 and 1"):
-        contract.draft_suite(real_raw, margin=-0.1)
+        suite_draft.draft_suite(real_raw, margin=-0.1)
 
 
 def test_written_suite_is_stable_and_round_trips(drafted: dict[str, Any], tmp_path: Path) -> None:
-    first = contract.write_suite(drafted, tmp_path / "a.json")
-    second = contract.write_suite(contract.load_suite(first), tmp_path / "b.json")
+    first = suite_file.write_suite(drafted, tmp_path / "a.json")
+    second = suite_file.write_suite(suite_file.load_suite(first), tmp_path / "b.json")
     assert first.read_bytes() == second.read_bytes()
     assert json.loads(first.read_text()) == drafted
     expectation = json.loads(first.read_text())["expectations"][1]
@@ -121,7 +121,7 @@ def test_written_suite_is_stable_and_round_trips(drafted: dict[str, Any], tmp_pa
 def test_gx_data_docs_are_built_into_the_given_folder(
     real_raw: pd.DataFrame, tmp_path: Path
 ) -> None:
-    index = contract.build_data_docs(real_raw, docs_dir=tmp_path / "site")
+    index = data_docs.build_data_docs(real_raw, docs_dir=tmp_path / "site")
     assert index == tmp_path / "site" / "index.html"
     assert index.is_file()
     pages = list((tmp_path / "site" / "validations").rglob("*.html"))
