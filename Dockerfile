@@ -56,7 +56,8 @@ ENV PATH="/opt/venv/bin:${PATH}" \
 USER 1000:1000
 WORKDIR /app
 EXPOSE 8080
-CMD ["stroke-mlops", "serve", "--model-uri", "/mnt/models", "--port", "8080"]
+# 0.0.0.0 inside the container (`stroke-mlops serve` alone binds 127.0.0.1); same as SERVE_ARGS.
+CMD ["stroke-mlops", "serve", "--model-uri", "/mnt/models", "--port", "8080", "--host", "0.0.0.0"]
 
 ARG VERSION=0.0.0
 ARG STROKE_MLOPS_GIT_REVISION=unknown

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stroke_mlops import __version__
+from stroke_mlops.serving import defaults as serving_defaults
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -171,6 +172,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from stroke_mlops.serving import predictor
 
     argv = ["--model-uri", args.model_uri, "--port", str(args.port), "--host", args.host]
+    argv += ["--max-instances", str(args.max_instances)]
     if args.request_log_uri:
         argv += ["--request-log-uri", args.request_log_uri]
     return predictor.main(argv)
@@ -367,7 +369,19 @@ def build_parser() -> argparse.ArgumentParser:
         "KServe's storage initializer puts storageUri)",
     )
     serve.add_argument("--port", type=int, default=8080, help="HTTP port (8080)")
-    serve.add_argument("--host", default="0.0.0.0", help="address to bind (0.0.0.0)")
+    serve.add_argument(
+        "--host",
+        default=serving_defaults.DEFAULT_HOST,
+        help=f"address to bind ({serving_defaults.DEFAULT_HOST}; {serving_defaults.POD_HOST} "
+        "to listen on every interface, as the image does)",
+    )
+    serve.add_argument(
+        "--max-instances",
+        type=int,
+        default=serving_defaults.MAX_INSTANCES,
+        help=f"most instances in one request ({serving_defaults.MAX_INSTANCES}); the body size "
+        "limit is derived from it",
+    )
     serve.add_argument(
         "--request-log-uri",
         help="also write request-log batches (JSON lines) to this folder or s3://bucket/prefix",

@@ -60,6 +60,7 @@ def test_serving_runtime_validates_and_runs_our_serve_command() -> None:
     assert container["imagePullPolicy"] == "IfNotPresent"
     assert container["args"] == [
         "stroke-mlops", "serve", "--model-uri", "/mnt/models", "--port", "8080",
+        "--host", "0.0.0.0",
     ]  # fmt: skip
     assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
     assert container["securityContext"]["runAsNonRoot"] is True

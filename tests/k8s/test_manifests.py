@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
 from typing import Any
@@ -143,9 +144,18 @@ def test_committed_serving_runtime_is_what_the_builder_renders(overlay: Rendered
     assert container["args"] == list(kserve_objects.SERVE_ARGS)
     assert (
         " ".join(kserve_objects.SERVE_ARGS)
-        == "stroke-mlops serve --model-uri /mnt/models --port 8080"
+        == "stroke-mlops serve --model-uri /mnt/models --port 8080 --host 0.0.0.0"
     )
     assert container["imagePullPolicy"] == "IfNotPresent"
+
+
+def test_the_image_command_is_the_serving_runtime_command() -> None:
+    """The pod binds 0.0.0.0 both ways (under KServe and as a bare container); local
+    `stroke-mlops serve` keeps its 127.0.0.1 default."""
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    (command,) = [line for line in dockerfile.splitlines() if line.startswith("CMD ")]
+    assert json.loads(command.removeprefix("CMD ")) == list(kserve_objects.SERVE_ARGS)
+    assert kserve_objects.SERVE_ARGS[-2:] == ("--host", "0.0.0.0")
 
 
 def test_rendered_secrets_hold_only_labelled_dev_placeholders(overlay: Rendered) -> None:

@@ -110,8 +110,8 @@ def _v2_with(signature_doc: dict[str, Any], name: str, **change: Any) -> bytes:
 
 
 BAD_BODIES: list[tuple[str, str, Any, str]] = [
-    ("v1-not-json", V1, b'{"instances": [', "Unrecognized request format"),
-    ("v1-nan-literal", V1, b'{"instances": [{"age": NaN}]}', "Unrecognized request format"),
+    ("v1-not-json", V1, b'{"instances": [', "the body is not valid JSON"),
+    ("v1-nan-literal", V1, b'{"instances": [{"age": NaN}]}', 'instance 0: field "gender" is missing'),
     ("v1-no-instances", V1, b'{"rows": []}', 'missing "instances"'),
     ("v1-instances-object", V1, b'{"instances": {}}', '"instances" must be an array of objects'),
     ("v1-empty", V1, b'{"instances": []}', "no instances: expected at least one"),
@@ -151,12 +151,12 @@ BAD_BODIES: list[tuple[str, str, Any, str]] = [
         lambda ex, sig: _v1_with(ex, 0, sex="Male"),
         'instance 0: field "sex" is not an input of this model',
     ),
-    ("v2-not-json", V2, b"{inputs", "malformed V2 inference request: the body is not valid JSON"),
+    ("v2-not-json", V2, b"{inputs", "the body is not valid JSON"),
     (
         "v2-no-shape",
         V2,
         b'{"inputs": [{"name": "age", "datatype": "FP64", "data": [1]}]}',
-        "malformed V2 inference request: inputs.0.shape: Field required",
+        'input "age": "shape" must be an array of non-negative integers',
     ),
     (
         "v2-wrong-datatype",

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from stroke_mlops.serving.defaults import POD_HOST
+
 if TYPE_CHECKING:
     from kserve.models.v1alpha1_serving_runtime import V1alpha1ServingRuntime
     from kserve.models.v1beta1_inference_service import V1beta1InferenceService
@@ -35,7 +37,18 @@ MODEL_FORMAT_VERSION = "1"
 MODEL_MOUNT_PATH = "/mnt/models"  # where KServe's storage initializer puts storageUri
 HTTP_PORT = 8080
 PREDICTOR_CONTAINER_NAME = "kserve-container"
-SERVE_ARGS = ("stroke-mlops", "serve", "--model-uri", MODEL_MOUNT_PATH, "--port", str(HTTP_PORT))
+# The pod listens on every interface (the Service and the probes reach the pod IP); the row
+# limit, and the body limit derived from it, keep the defaults every serve command shares.
+SERVE_ARGS = (
+    "stroke-mlops",
+    "serve",
+    "--model-uri",
+    MODEL_MOUNT_PATH,
+    "--port",
+    str(HTTP_PORT),
+    "--host",
+    POD_HOST,
+)
 DEFAULT_CANARY_NAME = "candidate"
 
 KSERVE_GROUP = "serving.kserve.io"

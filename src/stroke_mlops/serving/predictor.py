@@ -34,12 +34,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kserve.errors import InvalidInput, ModelNotReady
+from fastapi import Request, Response
+from fastapi.responses import ORJSONResponse
+from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 from kserve.model import Model
 from kserve.model_server import ModelServer
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from stroke_mlops.data import schema
+from stroke_mlops.serving.defaults import DEFAULT_HOST, MAX_INSTANCES
+from stroke_mlops.serving.http_limits import (
+    BodyLimitMiddleware,
+    ServingLimits,
+    apply_to_uvicorn,
+    limits_for,
+)
 from stroke_mlops.serving.request_log import (
     RequestLogger,
     RequestLogSink,
@@ -55,6 +64,7 @@ from stroke_mlops.serving.scoring import (
     load_compiled_model,
     parse_json_body,
 )
+from stroke_mlops.serving.v2_request import INFERENCE_HEADER, RawV2Request, decode_v2_request
 
 log = logging.getLogger(
     "stroke_mlops.serving.predictor"
@@ -108,9 +118,11 @@ class StrokeModel(Model):
         name: str = schema.MODEL_NAME,
         request_logger: RequestLogger | None = None,
         download_dir: Path | None = None,
+        max_instances: int = MAX_INSTANCES,
     ) -> None:
         super().__init__(name)
         self.model_uri = model_uri
+        self.max_instances = max_instances
         self.compiled: CompiledModel | None = None
         self.request_logger = request_logger or RequestLogger()
         self._download_dir = download_dir
@@ -161,30 +173,36 @@ class StrokeModel(Model):
 
     def predict(
         self,
-        payload: dict[str, Any] | InferRequest | bytes,
+        payload: dict[str, Any] | InferRequest | RawV2Request | bytes,
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
     ) -> dict[str, Any] | InferResponse:
-        """Validate, encode and score a V1 body or a V2 InferRequest (one code path)."""
+        """Validate, encode and score a V1 body or a V2 request (one code path).
+
+        Raw bodies (V1 bytes, :class:`RawV2Request`) are decoded here, strictly, so a body that
+        does not decode is refused and recorded like any other invalid request.
+        """
         started = time.perf_counter()
         compiled = self._model()
-        is_v2 = isinstance(payload, InferRequest)
-        v2_id = payload.id if isinstance(payload, InferRequest) else None
-        request_id = (headers or {}).get("x-request-id") or v2_id or new_request_id()
+        is_v2 = isinstance(payload, InferRequest | RawV2Request)
         record: dict[str, Any] = {
             "ts": utc_timestamp(),
-            "request_id": request_id,
+            "request_id": (headers or {}).get("x-request-id") or new_request_id(),
             "model_name": self.name,
             "model_version": compiled.version,
             "protocol": "v2" if is_v2 else "v1",
         }
         try:
+            if isinstance(payload, RawV2Request):
+                payload = decode_v2_request(payload, self.name)
             if isinstance(payload, InferRequest):
-                columns, count = columns_from_v2(payload.inputs, compiled.specs)
+                if payload.id and not (headers or {}).get("x-request-id"):
+                    record["request_id"] = payload.id
+                columns, count = columns_from_v2(payload.inputs, compiled.specs, self.max_instances)
                 _check_requested_outputs(payload)
             else:
                 body = parse_json_body(payload) if isinstance(payload, bytes | str) else payload
-                columns, count = columns_from_v1(body, compiled.specs)
+                columns, count = columns_from_v1(body, compiled.specs, self.max_instances)
             predictions = compiled.predict(columns, count)
         except InvalidRequestError as error:
             record.update(
@@ -197,7 +215,7 @@ class StrokeModel(Model):
         response: dict[str, Any] | InferResponse
         if isinstance(payload, InferRequest):
             response = InferResponse(
-                response_id=payload.id or request_id,
+                response_id=payload.id or record["request_id"],
                 model_name=self.name,
                 model_version=compiled.version,
                 infer_outputs=[
@@ -241,14 +259,25 @@ def _check_requested_outputs(request: InferRequest) -> None:
 # The server
 
 
+# KServe logs every error it answers with a traceback; for these, one warning line is the story.
+_CLIENT_ERRORS: tuple[tuple[type[Exception], int], ...] = (
+    (InvalidInput, 400),
+    (ModelNotFound, 404),
+    (ModelNotReady, 503),
+)
+
+
 class _OneLineInvalidInput(logging.Filter):
-    """KServe logs every 400 with a traceback; make it one warning line (the request log has it)."""
+    """Client mistakes (and a not-ready model) as one warning line, never a traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
-        if isinstance(error, InvalidInput):
-            record.msg, record.args, record.exc_info = "invalid request (400): %s", (error,), None
-            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        for kind, status in _CLIENT_ERRORS:
+            if isinstance(error, kind):
+                record.msg, record.args = f"refused request ({status}): %s", (error,)
+                record.exc_info, record.exc_text = None, None
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+                break
         return True
 
 
@@ -273,7 +302,6 @@ def configure_server_logging() -> None:
 
 def _install_bad_body_handler() -> None:
     """FastAPI answers a V2 body that does not parse with 422; we answer 400 like KServe does."""
-    from fastapi import Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
     from kserve.model_server import app  # the FastAPI app every kserve.ModelServer serves
@@ -308,17 +336,68 @@ def describe_body_errors(problems: Sequence[Any]) -> str:
     return "; ".join(shown) + more
 
 
-class _ModelServer(ModelServer):
-    """kserve.ModelServer that can bind an address other than 0.0.0.0 (127.0.0.1 in tests)."""
+def install_inference_routes(app: Any, dataplane: Any) -> None:
+    """Serve V1 ``:predict`` and V2 ``/infer`` from the raw body, ahead of KServe's own routes.
 
-    def __init__(self, *, host: str, **kwargs: Any) -> None:
+    KServe's handlers parse the body before the model sees it (orjson for V1, keeping the last
+    of two equal keys; pydantic for V2, coercing ``"shape": ["1"]``, answering 500 to broken
+    binary tensors); these pass the bytes to ``StrokeModel.predict``, which decodes them
+    strictly. Everything after decoding (readiness, ``DataPlane.infer`` and ``encode``) is
+    KServe's. Starlette matches routes in order, so these, added first, take the two paths.
+    (FastAPI reads the handlers' annotations from this module's globals: keep Request and
+    Response imported at module level.)
+    """
+    async def answer(model_name: str, request: Request, payload: bytes | RawV2Request) -> Response:
+        if not await dataplane.model_ready(model_name, True):
+            raise ModelNotReady(model_name)
+        headers = dict(request.headers.items())
+        response, response_headers = await dataplane.infer(
+            model_name=model_name, request=payload, headers=headers
+        )
+        response, encoding_headers = dataplane.encode(
+            model_name=model_name, response=response, headers=headers, req_attributes={}
+        )
+        response_headers.update(encoding_headers)
+        response_headers.pop("content-length", None)
+        if isinstance(response, bytes):  # V2 with binary outputs
+            return Response(content=response, headers=response_headers)
+        return ORJSONResponse(content=response, headers=response_headers)
+
+    async def predict_v1(model_name: str, request: Request) -> Response:
+        return await answer(model_name, request, await request.body())
+
+    async def infer_v2(model_name: str, request: Request) -> Response:
+        raw = RawV2Request(await request.body(), request.headers.get(INFERENCE_HEADER))
+        return await answer(model_name, request, raw)
+
+    app.add_api_route(
+        "/v1/models/{model_name}:predict", predict_v1, methods=["POST"], response_model=None
+    )
+    app.add_api_route(
+        "/v2/models/{model_name}/infer", infer_v2, methods=["POST"], response_model=None
+    )
+
+
+class _ModelServer(ModelServer):
+    """kserve.ModelServer with our bind address, HTTP limits and strict inference routes."""
+
+    def __init__(self, *, host: str, limits: ServingLimits, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._host = host
+        self._limits = limits
+
+    def start(self, models: list[Any]) -> None:
+        from kserve.model_server import app  # the FastAPI app every kserve.ModelServer serves
+
+        install_inference_routes(app, self.dataplane)
+        app.add_middleware(BodyLimitMiddleware, limits=self._limits)
+        super().start(models)
 
     def setup_event_loop(self) -> None:
-        # start() has built the REST server but not started it; its uvicorn config binds later.
+        # start() has built the REST server but not started it; its uvicorn config loads later.
         if self._rest_server is not None:
             self._rest_server.config.host = self._host
+            apply_to_uvicorn(self._rest_server.config, self._limits)
         super().setup_event_loop()
 
 
@@ -326,22 +405,25 @@ def serve(
     model_uri: str,
     *,
     port: int = DEFAULT_HTTP_PORT,
-    host: str = "0.0.0.0",
+    host: str = DEFAULT_HOST,
     grpc_port: int | None = None,
     request_log_sink: RequestLogSink | None = None,
     log_requests_to_stdout: bool = True,
+    limits: ServingLimits | None = None,
 ) -> None:
     """Load the model at ``model_uri`` and serve it until SIGTERM/SIGINT (blocks).
 
     Raises ModelLoadError (one-line reason) before listening if the model cannot be served.
     gRPC is off unless ``grpc_port`` is given. ``request_log_sink`` also sends the request
-    records to an object store (see request_log.RequestLogSink).
+    records to an object store (see request_log.RequestLogSink). ``limits`` bounds what
+    clients can send and hold (see http_limits; the defaults are the deployed ones).
     """
+    limits = limits or ServingLimits()
     configure_server_logging()
     logger = RequestLogger(
         stream=sys.stdout if log_requests_to_stdout else None, sink=request_log_sink
     )
-    model = StrokeModel(model_uri, request_logger=logger)
+    model = StrokeModel(model_uri, request_logger=logger, max_instances=limits.max_instances)
     try:
         model.load()
     except ModelLoadError:
@@ -350,6 +432,7 @@ def serve(
     _install_bad_body_handler()
     server = _ModelServer(
         host=host,
+        limits=limits,
         http_port=port,
         grpc_port=grpc_port or 8081,
         enable_grpc=grpc_port is not None,
@@ -373,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default $STROKE_MODEL_URI or /mnt/models)",
     )
     parser.add_argument("--port", type=int, default=DEFAULT_HTTP_PORT, help="HTTP port")
-    parser.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
+    add_server_arguments(parser)
     parser.add_argument("--grpc-port", type=int, default=None, help="also serve gRPC V2 here")
     parser.add_argument(
         "--request-log-uri",
@@ -391,6 +474,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """--host and --max-instances, shared by this module's parser and ``stroke-mlops serve``."""
+    parser.add_argument(
+        "--host",
+        default=DEFAULT_HOST,
+        help=f"address to bind (default {DEFAULT_HOST}; 0.0.0.0 to listen on every interface)",
+    )
+    parser.add_argument(
+        "--max-instances",
+        type=int,
+        default=MAX_INSTANCES,
+        help=f"most instances in one request (default {MAX_INSTANCES}); the body size limit "
+        "is derived from it",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m stroke_mlops.serving.predictor``; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -400,8 +499,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         else None
     )
     try:
+        limits = limits_for(args.max_instances)
+    except ValueError as error:
+        print(f"stroke-mlops serve: {error}", file=sys.stderr)
+        return 2
+    try:
         serve(
             args.model_uri,
+            limits=limits,
             port=args.port,
             host=args.host,
             grpc_port=args.grpc_port,

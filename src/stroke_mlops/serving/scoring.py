@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,8 @@ from sklearn.pipeline import Pipeline
 
 from stroke_mlops.data import schema
 from stroke_mlops.registry.model_dir import verify_model_dir
+from stroke_mlops.serving.defaults import MAX_INSTANCES as MAX_INSTANCES  # the row limit
 
-MAX_INSTANCES = 10_000  # per request; larger batches belong to a batch job, not the endpoint
 MAX_REPORTED_ERRORS = 10  # a request with more bad values reports the first ones and a count
 PARITY_TOLERANCE = 1e-9  # compiled vs. sklearn probability on the probe rows at load
 
@@ -137,14 +138,47 @@ class V2Tensor(Protocol):
 
 
 def parse_json_body(body: bytes | str) -> Any:
-    """Decode a raw request body as JSON (InvalidRequestError naming the position if it is not)."""
+    """Decode a raw request body as strict JSON; InvalidRequestError says what is wrong and where.
+
+    Refused: invalid JSON (with its position), a key repeated in one object (named), integers of
+    more than 4,300 digits, and nesting deeper than Python's recursion limit.
+    """
     try:
-        return json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        return _STRICT_JSON.decode(body if isinstance(body, str) else body.decode("utf-8"))
+    except json.JSONDecodeError as error:
         raise InvalidRequestError(f"the body is not valid JSON: {error}") from error
+    except UnicodeDecodeError as error:
+        raise InvalidRequestError(
+            f"the body is not UTF-8 text (byte {error.start} is not valid UTF-8)"
+        ) from error
+    except RecursionError as error:
+        raise InvalidRequestError("the body's JSON is nested too deeply") from error
+    except ValueError as error:  # an integer beyond int()'s digit limit, a duplicate key
+        reason = str(error)
+        if "integer string conversion" in reason:
+            reason = f"an integer has more than {sys.get_int_max_str_digits()} digits"
+        raise InvalidRequestError(f"the body is not accepted JSON: {reason}") from error
 
 
-def columns_from_v1(body: Any, specs: Sequence[InputSpec]) -> tuple[Columns, int]:
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"the key {_quote(key)} appears twice in one object")
+            seen.add(key)
+    return obj
+
+
+# NaN and Infinity (which Python's json.dumps writes) parse, so that the value check can name
+# the field they were sent for.
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_object_without_duplicates)
+
+
+def columns_from_v1(
+    body: Any, specs: Sequence[InputSpec], max_instances: int = MAX_INSTANCES
+) -> tuple[Columns, int]:
     """Columns of a V1 body ``{"instances": [{feature: value, ...}, ...]}``; also returns N.
 
     Checks the body's shape and each instance's field names; values are checked by
@@ -170,7 +204,7 @@ def columns_from_v1(body: Any, specs: Sequence[InputSpec]) -> tuple[Columns, int
         raise InvalidRequestError(
             f'"instances" must be an array of objects; got {_describe(instances)}'
         )
-    count = _check_count(len(instances))
+    count = _check_count(len(instances), max_instances)
     names = [spec.name for spec in specs]
     known = set(names)
     errors: list[str] = []
@@ -197,7 +231,9 @@ def columns_from_v1(body: Any, specs: Sequence[InputSpec]) -> tuple[Columns, int
     return {name: [instance[name] for instance in instances] for name in names}, count
 
 
-def columns_from_v2(inputs: Sequence[V2Tensor], specs: Sequence[InputSpec]) -> tuple[Columns, int]:
+def columns_from_v2(
+    inputs: Sequence[V2Tensor], specs: Sequence[InputSpec], max_instances: int = MAX_INSTANCES
+) -> tuple[Columns, int]:
     """Columns of a V2 request: one input per feature, datatype per signature, shape ``[N]``."""
     by_name = {spec.name: spec for spec in specs}
     names = ", ".join(by_name)
@@ -248,7 +284,7 @@ def columns_from_v2(inputs: Sequence[V2Tensor], specs: Sequence[InputSpec]) -> t
             )
     _raise_if_any(errors)
     assert count is not None  # there is at least one spec, and every one was found
-    return columns, _check_count(count)
+    return columns, _check_count(count, max_instances)
 
 
 def _as_list(data: Any) -> list[Any]:
@@ -260,12 +296,12 @@ def _as_list(data: Any) -> list[Any]:
         raise InvalidRequestError(f"input data must be an array; got {_describe(data)}") from error
 
 
-def _check_count(count: int) -> int:
+def _check_count(count: int, max_instances: int) -> int:
     if count == 0:
         raise InvalidRequestError("no instances: expected at least one")
-    if count > MAX_INSTANCES:
+    if count > max_instances:
         raise InvalidRequestError(
-            f"{count} instances in one request; at most {MAX_INSTANCES} are accepted"
+            f"{count} instances in one request; at most {max_instances} are accepted"
         )
     return count
 

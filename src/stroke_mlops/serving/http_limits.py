@@ -1,0 +1,297 @@
+"""Limits of the model server's HTTP layer: what a hostile or broken client can hold, and how long.
+
+One :class:`ServingLimits` configures everything, from the largest batch the model accepts:
+
+* **Body size.** A body larger than :attr:`ServingLimits.max_body_bytes` (sized from
+  ``max_instances`` rows, see :data:`BYTES_PER_INSTANCE`) is refused with 413 *before it is read*
+  when its ``Content-Length`` says so, and as soon as the count passes the limit for a chunked
+  body; either way the connection is closed, so the rest is never read. All bodies being read
+  at once share :attr:`ServingLimits.max_buffered_body_bytes`; past it a request gets 503.
+* **Time.** A connection must deliver complete request headers within
+  :attr:`ServingLimits.header_timeout_s` of opening (or of its previous response), and the whole
+  body within :attr:`ServingLimits.body_timeout_s` of its headers; otherwise it is closed (a
+  late body gets 408 first). Headers larger than :attr:`ServingLimits.max_header_bytes` get 431.
+* **Connections.** Beyond :attr:`ServingLimits.max_connections` open connections, a request is
+  answered 503 (uvicorn's ``limit_concurrency``), until the timeouts above free the slots.
+
+:class:`BodyLimitMiddleware` (ASGI) enforces size and body time, and reads the body whole before
+the application sees it, so a client that disconnects mid-body costs one debug line, never a
+traceback. :func:`guarded_protocol_class` makes the uvicorn HTTP protocol that enforces the
+header deadline and size, which no uvicorn setting does (its ``timeout_keep_alive`` only starts
+after a first response, and stops counting at the first byte of the next request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from stroke_mlops.serving.defaults import MAX_INSTANCES
+
+log = logging.getLogger("stroke_mlops.serving.http_limits")
+
+# The largest valid instance, pretty-printed with 4-space indentation and 17-digit floats, is
+# about 400 bytes (tests/serving/test_http_limits.py builds it); 1 KiB leaves room for any
+# formatting a client may use.
+BYTES_PER_INSTANCE = 1024
+BODY_OVERHEAD_BYTES = 64 * 1024  # the envelope: top-level fields, V2 input headers, an id
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ServingLimits:
+    """Every limit of the HTTP layer; the defaults are the deployed ones."""
+
+    max_instances: int = MAX_INSTANCES
+    header_timeout_s: float = 5.0
+    body_timeout_s: float = 15.0
+    max_header_bytes: int = 64 * 1024
+    max_connections: int = 1000
+    max_buffered_body_bytes: int = 64 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if self.max_instances < 1:
+            raise ValueError(f"max_instances must be at least 1; got {self.max_instances}")
+        for name in ("header_timeout_s", "body_timeout_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be positive; got {getattr(self, name)}")
+        if self.max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1; got {self.max_connections}")
+        if self.max_buffered_body_bytes < self.max_body_bytes:
+            raise ValueError(
+                f"max_buffered_body_bytes ({self.max_buffered_body_bytes}) must hold at least "
+                f"one largest body ({self.max_body_bytes} bytes)"
+            )
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest body accepted: ``max_instances`` rows of any valid formatting."""
+        return self.max_instances * BYTES_PER_INSTANCE + BODY_OVERHEAD_BYTES
+
+
+def limits_for(max_instances: int) -> ServingLimits:
+    """The default limits for a row limit, with the shared body budget grown to fit if needed."""
+    default = ServingLimits()
+    body = max_instances * BYTES_PER_INSTANCE + BODY_OVERHEAD_BYTES
+    return ServingLimits(
+        max_instances=max_instances,
+        max_buffered_body_bytes=max(default.max_buffered_body_bytes, body),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Body size and time (ASGI middleware)
+
+
+class BodyLimitMiddleware:
+    """Reads each request body under the limits, then hands it whole to the application."""
+
+    def __init__(self, app: ASGIApp, limits: ServingLimits) -> None:
+        self.app = app
+        self.limits = limits
+        self.buffered_bytes = 0  # bodies being read or served right now, all requests
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limits.max_body_bytes
+        declared = _declared_length(scope)
+        if declared == -1:
+            await _refuse(send, 400, "Content-Length is not a non-negative integer")
+            return
+        if declared is not None and declared > limit:
+            await _refuse(send, 413, _too_large(declared, limit, self.limits.max_instances))
+            return
+        chunks: list[bytes] = []
+        held = 0
+        try:
+            async with asyncio.timeout(self.limits.body_timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        log.debug("client disconnected before sending the whole body")
+                        return
+                    chunk = message.get("body", b"")
+                    if held + len(chunk) > limit:
+                        await _refuse(
+                            send,
+                            413,
+                            _too_large(held + len(chunk), limit, self.limits.max_instances),
+                        )
+                        return
+                    if self.buffered_bytes + len(chunk) > self.limits.max_buffered_body_bytes:
+                        log.warning("503: request bodies in flight exceed the server's budget")
+                        await _refuse(send, 503, "too many large requests at once; retry later")
+                        return
+                    self.buffered_bytes += len(chunk)
+                    held += len(chunk)
+                    chunks.append(chunk)
+                    if not message.get("more_body", False):
+                        break
+            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            chunks.clear()
+            await self.app(scope, _replay(body, receive), send)
+        except TimeoutError:
+            log.warning(
+                "408: the body did not arrive within %g s (%d bytes read)",
+                self.limits.body_timeout_s,
+                held,
+            )
+            await _refuse(
+                send, 408, f"the body did not arrive within {self.limits.body_timeout_s:g} s"
+            )
+        finally:
+            self.buffered_bytes -= held
+
+
+def _declared_length(scope: Scope) -> int | None:
+    """Content-Length as an int; None when absent; -1 when it is not a valid length."""
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            text = bytes(value).strip()
+            return int(text) if text.isdigit() and len(text) <= 18 else -1
+    return None
+
+
+def _too_large(size: int, limit: int, max_instances: int) -> str:
+    return (
+        f"the body has {size}+ bytes; at most {limit} are accepted "
+        f"({max_instances} instances per request)"
+    )
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive() that gives the buffered body once, then waits for the client to go."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+async def _refuse(send: Send, status: int, message: str) -> None:
+    """A JSON error and ``connection: close`` (whatever of the body is unread is never read)."""
+    if status != 503:
+        log.warning("%d: %s", status, message)
+    payload = ('{"error": "' + message.replace('"', "'") + '"}').encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload, "more_body": False})
+
+
+# --------------------------------------------------------------------------------------------
+# Header deadline and size (uvicorn protocol)
+
+
+class _GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, closing connections whose request headers are late or huge.
+
+    The deadline runs from the connection's start, and again from each response (when no
+    request is queued), until a request's headers are complete.
+    """
+
+    header_timeout_s: float = 5.0
+    max_header_bytes: int = 64 * 1024
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._reading_headers = True
+        self._header_bytes = 0
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._reading_headers and self.parser is not None:
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes and not self.transport.is_closing():
+                log.warning("431: request headers over %d bytes", self.max_header_bytes)
+                self._send_and_close(b"431 Request Header Fields Too Large")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading_headers = True
+        self._header_bytes = 0
+
+    def on_headers_complete(self) -> None:
+        self._reading_headers = False
+        self._cancel_header_deadline()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        queued = bool(self.pipeline)
+        super().on_response_complete()
+        if not queued and not self.transport.is_closing():
+            self._reading_headers = True
+            self._header_bytes = 0
+            self._arm_header_deadline()
+
+    def _arm_header_deadline(self) -> None:
+        self._cancel_header_deadline()
+        self._header_deadline = self.loop.call_later(self.header_timeout_s, self._headers_late)
+
+    def _cancel_header_deadline(self) -> None:
+        deadline = getattr(self, "_header_deadline", None)
+        if deadline is not None:
+            deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_late(self) -> None:
+        self._header_deadline = None
+        if self._reading_headers and not self.transport.is_closing():
+            log.debug(
+                "closing a connection without complete headers after %gs", self.header_timeout_s
+            )
+            self.transport.close()
+
+    def _send_and_close(self, status: bytes) -> None:
+        self.transport.write(
+            b"HTTP/1.1 " + status + b"\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.close()
+        self._cancel_header_deadline()
+
+
+def guarded_protocol_class(limits: ServingLimits) -> type[asyncio.Protocol]:
+    """The uvicorn HTTP protocol class enforcing ``limits``' header deadline and size."""
+    return type(
+        "GuardedHttpToolsProtocol",
+        (_GuardedHttpToolsProtocol,),
+        {"header_timeout_s": limits.header_timeout_s, "max_header_bytes": limits.max_header_bytes},
+    )
+
+
+def apply_to_uvicorn(config: Any, limits: ServingLimits) -> None:
+    """Set ``limits`` on a not-yet-loaded ``uvicorn.Config``: protocol, keep-alive, concurrency."""
+    config.http = guarded_protocol_class(limits)
+    config.timeout_keep_alive = limits.header_timeout_s
+    config.limit_concurrency = limits.max_connections
