@@ -111,7 +111,12 @@ def _v2_with(signature_doc: dict[str, Any], name: str, **change: Any) -> bytes:
 
 BAD_BODIES: list[tuple[str, str, Any, str]] = [
     ("v1-not-json", V1, b'{"instances": [', "the body is not valid JSON"),
-    ("v1-nan-literal", V1, b'{"instances": [{"age": NaN}]}', 'instance 0: field "gender" is missing'),
+    (
+        "v1-nan-literal",
+        V1,
+        b'{"instances": [{"age": NaN}]}',
+        'instance 0: field "gender" is missing',
+    ),
     ("v1-no-instances", V1, b'{"rows": []}', 'missing "instances"'),
     ("v1-instances-object", V1, b'{"instances": {}}', '"instances" must be an array of objects'),
     ("v1-empty", V1, b'{"instances": []}', "no instances: expected at least one"),

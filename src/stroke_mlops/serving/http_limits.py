@@ -79,13 +79,12 @@ class ServingLimits:
         return self.max_instances * BYTES_PER_INSTANCE + BODY_OVERHEAD_BYTES
 
 
-def limits_for(max_instances: int) -> ServingLimits:
-    """The default limits for a row limit, with the shared body budget grown to fit if needed."""
-    default = ServingLimits()
+def limits_for(max_instances: int = MAX_INSTANCES, **overrides: Any) -> ServingLimits:
+    """The default limits for a row limit (the shared body budget grows to fit if needed)."""
     body = max_instances * BYTES_PER_INSTANCE + BODY_OVERHEAD_BYTES
+    budget = max(ServingLimits.max_buffered_body_bytes, body)
     return ServingLimits(
-        max_instances=max_instances,
-        max_buffered_body_bytes=max(default.max_buffered_body_bytes, body),
+        **{"max_instances": max_instances, "max_buffered_body_bytes": budget, **overrides}
     )
 
 
@@ -217,12 +216,15 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     header_timeout_s: float = 5.0
     max_header_bytes: int = 64 * 1024
+    _reading_headers: bool
+    _headers_refused: bool
+    _header_bytes: int
+    _parsed_header_bytes: int
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._reading_headers = True
-        self._header_bytes = 0
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._start_headers()
         self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -231,29 +233,54 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self._reading_headers and self.parser is not None:
+        if self.transport.is_closing():
+            return
+        if self._reading_headers:  # headers still incomplete: count what they took so far
             self._header_bytes += len(data)
-            if self._header_bytes > self.max_header_bytes and not self.transport.is_closing():
-                log.warning("431: request headers over %d bytes", self.max_header_bytes)
-                self._send_and_close(b"431 Request Header Fields Too Large")
+        if self._headers_refused or self._header_bytes > self.max_header_bytes:
+            log.warning("431: request headers over %d bytes", self.max_header_bytes)
+            self._send_and_close(b"431 Request Header Fields Too Large")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._reading_headers = True
-        self._header_bytes = 0
+        self._start_headers()
+
+    def on_url(self, url: bytes) -> None:
+        self._parsed_header_bytes += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._parsed_header_bytes += len(name) + len(value) + 4
+        super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
         self._reading_headers = False
         self._cancel_header_deadline()
+        if self._parsed_header_bytes > self.max_header_bytes:
+            self._headers_refused = True  # data_received answers 431; the app never sees it
+            return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._headers_refused:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self._headers_refused:
+            super().on_message_complete()
 
     def on_response_complete(self) -> None:
         queued = bool(self.pipeline)
         super().on_response_complete()
         if not queued and not self.transport.is_closing():
-            self._reading_headers = True
-            self._header_bytes = 0
+            self._start_headers()
             self._arm_header_deadline()
+
+    def _start_headers(self) -> None:
+        self._reading_headers = True
+        self._headers_refused = False
+        self._header_bytes = 0  # bytes received while headers were incomplete
+        self._parsed_header_bytes = 0  # request line and header fields, as parsed
 
     def _arm_header_deadline(self) -> None:
         self._cancel_header_deadline()

@@ -347,6 +347,7 @@ def install_inference_routes(app: Any, dataplane: Any) -> None:
     (FastAPI reads the handlers' annotations from this module's globals: keep Request and
     Response imported at module level.)
     """
+
     async def answer(model_name: str, request: Request, payload: bytes | RawV2Request) -> Response:
         if not await dataplane.model_ready(model_name, True):
             raise ModelNotReady(model_name)
@@ -466,6 +467,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write request records, batched as JSON-lines objects, to this folder or "
         "s3://bucket/prefix (monitoring); default $STROKE_REQUEST_LOG_URI",
     )
+    defaults = ServingLimits()
+    parser.add_argument(
+        "--header-timeout-s",
+        type=float,
+        default=defaults.header_timeout_s,
+        help="close a connection whose request headers are not complete this long after it "
+        f"opened or after its last response (default {defaults.header_timeout_s:g})",
+    )
+    parser.add_argument(
+        "--body-timeout-s",
+        type=float,
+        default=defaults.body_timeout_s,
+        help=f"answer 408 when the body takes longer (default {defaults.body_timeout_s:g})",
+    )
     parser.add_argument(
         "--no-stdout-request-log",
         action="store_true",
@@ -499,7 +514,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else None
     )
     try:
-        limits = limits_for(args.max_instances)
+        limits = limits_for(
+            args.max_instances,
+            header_timeout_s=args.header_timeout_s,
+            body_timeout_s=args.body_timeout_s,
+        )
     except ValueError as error:
         print(f"stroke-mlops serve: {error}", file=sys.stderr)
         return 2
