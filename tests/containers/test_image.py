@@ -75,4 +75,6 @@ def test_image_metadata_names_version_revision_user_port_and_server(
         "/mnt/models",
         "--port",
         "8080",
+        "--host",
+        "0.0.0.0",
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +70,18 @@ def mutated_json(draw: st.DrawFn, valid: Any) -> Any:
             out[draw(st.text(max_size=8))] = draw(json_values)
         return out
     if isinstance(valid, list):
-        items = [draw(mutated_json(item)) if draw(st.booleans()) else item for item in valid]
-        if items and draw(st.booleans()):
+        items: list[Any] = []
+        for item in valid:
+            change: bool = draw(st.booleans())
+            items.append(draw(mutated_json(item)) if change else item)
+        drop: bool = draw(st.booleans())
+        if items and drop:
             items.pop(draw(st.integers(0, len(items) - 1)))
         return items
     return draw(json_values) if draw(st.booleans()) else valid
 
 
-def encode(document: Any, draw: st.DrawFn) -> bytes:
+def encode(document: Any, draw: Callable[[st.SearchStrategy[Any]], Any]) -> bytes:
     """JSON text, sometimes with a byte flipped, a key repeated or the end cut off."""
     text = json.dumps(document).encode()
     damage = draw(st.sampled_from(["none", "none", "flip", "cut", "repeat-key"]))

@@ -83,3 +83,34 @@ def test_draft_suite_writes_reviewable_json(real_csv_path: Path, tmp_path: Path)
     output = tmp_path / "draft.json"
     assert main(["draft-suite", str(real_csv_path), "--output", str(output)]) == 0
     assert "review before committing" in output.read_text()
+
+
+def test_serve_binds_loopback_by_default_with_the_predictors_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`stroke-mlops serve` and `python -m stroke_mlops.serving.predictor` share their defaults,
+    and the first forwards host and row limit to the second."""
+    from stroke_mlops import cli
+    from stroke_mlops.serving import predictor
+
+    own = predictor.build_parser().parse_args([])
+    assert (own.host, own.max_instances) == ("127.0.0.1", 10_000)
+    forwarded: list[list[str]] = []
+
+    def record(argv: list[str]) -> int:
+        forwarded.append(list(argv))
+        return 0
+
+    monkeypatch.setattr(predictor, "main", record)
+    assert cli.main(["serve", "--model-uri", "m"]) == 0
+    assert cli.main(["serve", "--model-uri", "m", "--host", "0.0.0.0", "--max-instances", "7"]) == 0
+    first, second = (predictor.build_parser().parse_args(argv) for argv in forwarded)
+    assert (first.host, first.max_instances) == (own.host, own.max_instances)
+    assert (second.host, second.max_instances) == ("0.0.0.0", 7)
+
+
+def test_serve_refuses_a_row_limit_below_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--model-uri", "m", "--max-instances", "0"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "stroke-mlops serve: max_instances must be at least 1; got 0"
+    )
