@@ -385,6 +385,7 @@ def test_a_flood_stays_under_the_memory_limit_and_a_request_gets_through(
             worker.join(10)
         for sock in idle:
             sock.close()
+    print(f"flood: peak server RSS {peak[0] / 1024**2:.0f} MiB, {refused[0]} bodies refused")
     assert answered and latency < 3.0
     assert refused[0] > 10  # the flood was real: bodies cut off, huge ones refused
     assert peak[0] < POD_MEMORY_LIMIT / 2, f"peak RSS {peak[0] / 1024**2:.0f} MiB"
