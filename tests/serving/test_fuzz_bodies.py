@@ -144,7 +144,8 @@ def test_fuzzed_v2_bodies_never_get_a_5xx(lr_server: ServerProcess, doc: dict[st
             body = encode(data.draw(mutated_json(base)), data.draw)
         else:  # binary tensor extension: a JSON part with sizes, then arbitrary bytes
             document = data.draw(mutated_json(base))
-            for tensor in document.get("inputs", []) if isinstance(document, dict) else []:
+            tensors = document.get("inputs") if isinstance(document, dict) else None
+            for tensor in tensors if isinstance(tensors, list) else []:
                 if isinstance(tensor, dict) and data.draw(st.booleans()):
                     tensor.pop("data", None)
                     tensor["parameters"] = {"binary_data_size": data.draw(st.integers(-2, 64))}

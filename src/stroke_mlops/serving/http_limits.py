@@ -110,7 +110,8 @@ class BodyLimitMiddleware:
             await _refuse(send, 400, "Content-Length is not a non-negative integer")
             return
         if declared is not None and declared > limit:
-            await _refuse(send, 413, _too_large(declared, limit, self.limits.max_instances))
+            refusal = _too_large(f"{declared} bytes", limit, self.limits.max_instances)
+            await _refuse(send, 413, refusal)
             return
         chunks: list[bytes] = []
         held = 0
@@ -123,11 +124,8 @@ class BodyLimitMiddleware:
                         return
                     chunk = message.get("body", b"")
                     if held + len(chunk) > limit:
-                        await _refuse(
-                            send,
-                            413,
-                            _too_large(held + len(chunk), limit, self.limits.max_instances),
-                        )
+                        size = f"more than {limit} bytes"
+                        await _refuse(send, 413, _too_large(size, limit, self.limits.max_instances))
                         return
                     if self.buffered_bytes + len(chunk) > self.limits.max_buffered_body_bytes:
                         log.warning("503: request bodies in flight exceed the server's budget")
@@ -163,10 +161,9 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
-def _too_large(size: int, limit: int, max_instances: int) -> str:
+def _too_large(size: str, limit: int, max_instances: int) -> str:
     return (
-        f"the body has {size}+ bytes; at most {limit} are accepted "
-        f"({max_instances} instances per request)"
+        f"the body has {size}; at most {limit} are accepted ({max_instances} instances per request)"
     )
 
 

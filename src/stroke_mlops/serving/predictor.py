@@ -264,6 +264,7 @@ _CLIENT_ERRORS: tuple[tuple[type[Exception], int], ...] = (
     (InvalidInput, 400),
     (ModelNotFound, 404),
     (ModelNotReady, 503),
+    (NotImplementedError, 501),  # KServe's answer to /v2/models/<m>/versions/<v>/... paths
 )
 
 
