@@ -12,12 +12,15 @@ protocols through one code path:
 * V2 ``POST /v2/models/stroke/infer`` with one input per feature (FP64 / INT64 / BYTES, shape
   ``[N]``) returns outputs ``probability`` (FP64) and ``decision`` (INT64), ``model_version`` set.
 
-Any bad input is a ``kserve.errors.InvalidInput`` (HTTP 400) naming the instance, the field and
-what was expected; a malformed V2 body, which FastAPI rejects before the model sees it, is a 400
-too. Every request, good or bad, is logged as one JSON line
-(see :mod:`stroke_mlops.serving.request_log`).
+Both inference routes hand the raw body to ``predict()``, which decodes it strictly (V1: strict
+JSON; V2: :mod:`stroke_mlops.serving.v2_request`, JSON or binary tensors). Any bad input is a
+``kserve.errors.InvalidInput`` (HTTP 400) naming the instance, the field and what was expected.
+Every request, good or bad, is logged as one JSON line
+(see :mod:`stroke_mlops.serving.request_log`). The HTTP layer's limits (body size, header and
+body deadlines, connections) are :mod:`stroke_mlops.serving.http_limits`.
 
-Run it with ``python -m stroke_mlops.serving.predictor --model-uri DIR_OR_S3_URI [--port 8080]``.
+Run it with ``python -m stroke_mlops.serving.predictor --model-uri DIR_OR_S3_URI [--port 8080]
+[--host 127.0.0.1]``.
 """
 
 from __future__ import annotations
