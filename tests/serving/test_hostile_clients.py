@@ -82,6 +82,7 @@ def pid(server: ServerProcess) -> int:
 
 def test_an_oversized_body_is_refused_before_it_is_read(server: ServerProcess) -> None:
     rss_before = rss_bytes(pid(server))
+    lines_before = len(stderr_lines(server))
     with connect(server) as sock:
         sock.sendall(request_head("POST", V1, {**JSON, "content-length": str(300 * 1024**2)}))
         status, headers, answer = read_response(sock)
@@ -89,6 +90,8 @@ def test_an_oversized_body_is_refused_before_it_is_read(server: ServerProcess) -
         assert f"at most {LIMITS.max_body_bytes} are accepted" in json.loads(answer)["error"]
         assert is_closed_by_peer(sock, wait_s=2.0)
     assert rss_bytes(pid(server)) - rss_before < 20 * 1024**2
+    (logged,) = new_log_lines(server, lines_before)
+    assert "refused request (413)" in logged
 
 
 def test_a_chunked_body_is_cut_off_at_the_limit(server: ServerProcess, valid_v1: bytes) -> None:
@@ -127,6 +130,7 @@ def test_the_largest_batch_fits_under_the_body_limit(
 
 
 def test_a_late_body_gets_408_and_the_connection_closes(server: ServerProcess) -> None:
+    lines_before = len(stderr_lines(server))
     with connect(server) as sock:
         sock.sendall(request_head("POST", V1, {**JSON, "content-length": "1000"}) + b'{"inst')
         started = time.monotonic()
@@ -134,6 +138,8 @@ def test_a_late_body_gets_408_and_the_connection_closes(server: ServerProcess) -
         assert status == 408 and headers["connection"] == "close"
         assert time.monotonic() - started < BODY_TIMEOUT_S + 4
         assert is_closed_by_peer(sock, wait_s=1.0)
+    (logged,) = new_log_lines(server, lines_before)
+    assert "refused request (408)" in logged
 
 
 def test_huge_headers_get_431(server: ServerProcess) -> None:

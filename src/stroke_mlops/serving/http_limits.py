@@ -24,6 +24,7 @@ after a first response, and stops counting at the first byte of the next request
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -113,43 +114,42 @@ class BodyLimitMiddleware:
             refusal = _too_large(f"{declared} bytes", limit, self.limits.max_instances)
             await _refuse(send, 413, refusal)
             return
+        held = [0]  # bytes of this request counted in buffered_bytes
+        try:
+            body = await self._read_body(receive, send, held)
+            if body is not None:
+                await self.app(scope, _replay(body, receive), send)
+        finally:
+            self.buffered_bytes -= held[0]
+
+    async def _read_body(self, receive: Receive, send: Send, held: list[int]) -> bytes | None:
+        """The whole body, or None once the request has been answered (or the client left)."""
+        limit = self.limits.max_body_bytes
         chunks: list[bytes] = []
-        held = 0
         try:
             async with asyncio.timeout(self.limits.body_timeout_s):
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
                         log.debug("client disconnected before sending the whole body")
-                        return
+                        return None
                     chunk = message.get("body", b"")
-                    if held + len(chunk) > limit:
+                    if held[0] + len(chunk) > limit:
                         size = f"more than {limit} bytes"
                         await _refuse(send, 413, _too_large(size, limit, self.limits.max_instances))
-                        return
+                        return None
                     if self.buffered_bytes + len(chunk) > self.limits.max_buffered_body_bytes:
-                        log.warning("503: request bodies in flight exceed the server's budget")
                         await _refuse(send, 503, "too many large requests at once; retry later")
-                        return
+                        return None
                     self.buffered_bytes += len(chunk)
-                    held += len(chunk)
+                    held[0] += len(chunk)
                     chunks.append(chunk)
                     if not message.get("more_body", False):
-                        break
-            body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            chunks.clear()
-            await self.app(scope, _replay(body, receive), send)
+                        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         except TimeoutError:
-            log.warning(
-                "408: the body did not arrive within %g s (%d bytes read)",
-                self.limits.body_timeout_s,
-                held,
-            )
-            await _refuse(
-                send, 408, f"the body did not arrive within {self.limits.body_timeout_s:g} s"
-            )
-        finally:
-            self.buffered_bytes -= held
+            late = f"the body did not arrive within {self.limits.body_timeout_s:g} s"
+            await _refuse(send, 408, f"{late} ({held[0]} bytes read)")
+            return None
 
 
 def _declared_length(scope: Scope) -> int | None:
@@ -182,10 +182,10 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _refuse(send: Send, status: int, message: str) -> None:
-    """A JSON error and ``connection: close`` (whatever of the body is unread is never read)."""
-    if status != 503:
-        log.warning("%d: %s", status, message)
-    payload = ('{"error": "' + message.replace('"', "'") + '"}').encode()
+    """A JSON error and ``connection: close`` (whatever of the body is unread is never read);
+    one warning line."""
+    log.warning("refused request (%d): %s", status, message)
+    payload = json.dumps({"error": message}).encode()
     await send(
         {
             "type": "http.response.start",
@@ -235,7 +235,7 @@ class _GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._reading_headers:  # headers still incomplete: count what they took so far
             self._header_bytes += len(data)
         if self._headers_refused or self._header_bytes > self.max_header_bytes:
-            log.warning("431: request headers over %d bytes", self.max_header_bytes)
+            log.warning("refused request (431): headers over %d bytes", self.max_header_bytes)
             self._send_and_close(b"431 Request Header Fields Too Large")
 
     def on_message_begin(self) -> None:
