@@ -153,6 +153,7 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
                     evaluation=evaluated.outputs["evaluation"],
                     fingerprint=split.outputs["fingerprint"],
                     train_data=split.outputs["train_data"],
+                    test_data=split.outputs["test_data"],
                     gate_report=decision.outputs["report"],
                     store_uri=store_uri,
                 ),

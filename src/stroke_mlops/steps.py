@@ -243,12 +243,20 @@ def build_model_dir(
     evaluation_path: Path,
     fingerprint: dict[str, Any],
     train_path: Path,
+    test_path: Path,
     gate_summary: str,
     version: str,
     destination: Path,
 ) -> dict[str, Any]:
-    """Assemble the publishable model directory (model, signature, metadata, model card)."""
+    """Assemble the publishable model directory (model, signature, metadata, model card).
+
+    The held-out test rows, scored by the final model, go beside it as the monitor's reference
+    set (``reference.csv``): rows the model never trained on, so their scores are honest.
+    """
+    from stroke_mlops.monitoring import reference
+
     model, _, summary = load_trained(model_path)
+    reference_set = reference.build_reference_set(model, read_part(test_path))
     result = evaluate.Evaluation.from_json(evaluation_path.read_text())
     examples = signature.example_instances(read_part(train_path))
     card = evaluate.render_model_card(
@@ -277,7 +285,13 @@ def build_model_dir(
             },
             "fingerprint": fingerprint,
             "evaluation_config": result.config,
+            "monitoring": {
+                "reference_file": reference.REFERENCE_FILE,
+                "reference_rows": len(reference_set),
+                "reference_source": "test split (held out from search, fit and threshold)",
+            },
         },
+        extra_files={reference.REFERENCE_FILE: reference.reference_csv_bytes(reference_set)},
     )
 
 
@@ -287,6 +301,7 @@ def publish_candidate(
     evaluation_path: Path,
     fingerprint: dict[str, Any],
     train_path: Path,
+    test_path: Path,
     gate_summary: str,
     store_uri: str,
     published_path: Path,
@@ -303,6 +318,7 @@ def publish_candidate(
         evaluation_path=evaluation_path,
         fingerprint=fingerprint,
         train_path=train_path,
+        test_path=test_path,
         gate_summary=gate_summary,
         version=version,
         destination=published_path,

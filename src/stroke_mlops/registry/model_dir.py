@@ -7,6 +7,7 @@ Layout (one directory per version, ``STORE/stroke/versions/<version>/``)::
     metadata.json    version, threshold, metrics, data fingerprint, library versions, git
                      revision, model card file name, and the sha256 of every other file
     model_card.md    the human-readable model card
+    reference.csv    (when given) held-out rows with the model's scores, for the drift monitor
 
 ``metadata.json`` is written last and lists the sha256 of every other file, so a reader checks
 the directory against it *before* deserializing anything.
@@ -19,6 +20,7 @@ import json
 import os
 import platform
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -92,17 +94,27 @@ def write_model_dir(
     signature: dict[str, Any],
     model_card: str,
     metadata: dict[str, Any],
+    extra_files: Mapping[str, bytes] | None = None,
 ) -> dict[str, Any]:
-    """Write a complete model directory; returns the metadata written (with checksums)."""
+    """Write a complete model directory; returns the metadata written (with checksums).
+
+    ``extra_files`` (plain file names → content) are written beside the model and listed with
+    their sha256 like every other file.
+    """
     import joblib
 
     directory.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, directory / MODEL_FILE, compress=3)
     (directory / SIGNATURE_FILE).write_text(json.dumps(signature, indent=2) + "\n")
     (directory / MODEL_CARD_FILE).write_text(model_card)
+    extra_files = dict(extra_files or {})
+    for name, content in extra_files.items():
+        if "/" in name or name in (MODEL_FILE, SIGNATURE_FILE, MODEL_CARD_FILE, METADATA_FILE):
+            raise ModelDirError(f"extra file name {name!r} must be a new, plain file name")
+        (directory / name).write_bytes(content)
     files = {
         name: sha256_file(directory / name)
-        for name in (MODEL_FILE, SIGNATURE_FILE, MODEL_CARD_FILE)
+        for name in (MODEL_FILE, SIGNATURE_FILE, MODEL_CARD_FILE, *sorted(extra_files))
     }
     full = {
         "format": FORMAT,

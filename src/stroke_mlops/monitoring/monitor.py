@@ -1,0 +1,497 @@
+"""The monitor: judge a window of served requests against the production version's reference.
+
+:func:`run_monitor` streams the request-log objects of the window, keeps the production
+version's accepted requests, and tests each feature, the bmi missing rate, the score
+distribution and the positive-decision rate against the reference set published with that
+version (see :mod:`stroke_mlops.monitoring.stats` for the tests). The tests form one family:
+Holm's correction keeps the chance of any false alarm on an undrifted window at or under
+``alpha``. A window with fewer than ``min_rows`` rows is ``insufficient_data``, never drift.
+Feedback labels joined to the window give realised recall and precision with Wilson intervals
+once ``min_labelled_positives`` labelled strokes exist.
+
+It writes ``summary.json`` (:class:`MonitorSummary`) and ``report.html`` to ``output_dir``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from collections import Counter
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stroke_mlops.data import schema
+from stroke_mlops.monitoring import stats
+from stroke_mlops.monitoring.feedback import Outcome, load_feedback
+from stroke_mlops.monitoring.reference import (
+    REFERENCE_FILE,
+    SCORE_COLUMN,
+    ReferenceProfile,
+    level_name,
+    profile_reference,
+    read_reference,
+)
+from stroke_mlops.monitoring.requests import RequestLogReader, as_utc, instance_ids, refusal_reason
+from stroke_mlops.monitoring.summary import (
+    DataQuality,
+    Distribution,
+    DriftResult,
+    Interval,
+    MonitorSummary,
+    Performance,
+    PredictionDrift,
+    Recommendation,
+    Verdict,
+)
+from stroke_mlops.training.gate import GateThresholds
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_MIN_LABELLED_POSITIVES",
+    "DEFAULT_MIN_ROWS",
+    "REPORT_FILE",
+    "SUMMARY_FILE",
+    "MonitorError",
+    "MonitorSummary",
+    "WindowCounts",
+    "judge_window",
+    "load_production_reference",
+    "run_monitor",
+]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MIN_ROWS = 200
+DEFAULT_ALPHA = 0.05
+DEFAULT_MIN_LABELLED_POSITIVES = 20
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.html"
+DISPLAY_BINS = 10
+_CHUNK_ROWS = 65_536
+_NUMERIC = (*schema.NUMERIC_COLUMNS,)
+_CATEGORICAL = (*schema.BINARY_COLUMNS, *schema.CATEGORICAL_COLUMNS)
+_NULLABLE = tuple(f.name for f in schema.NUMERIC_FEATURES if f.nullable)
+
+
+class MonitorError(ValueError):
+    """The monitor cannot run: no production model, or its version has no reference set."""
+
+
+# --------------------------------------------------------------------------------------------
+# The window, accumulated as counts
+
+
+class WindowCounts:
+    """Counts of one model version's accepted rows, in the reference's bins (bounded memory)."""
+
+    def __init__(
+        self,
+        profile: ReferenceProfile,
+        model_version: str,
+        feedback: dict[str, Outcome] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.model_version = model_version
+        self.feedback = feedback or {}
+        self.rows = 0
+        self.accepted_requests = 0
+        self.refused_requests = 0
+        self.refusal_reasons: Counter[str] = Counter()
+        self.other_version_requests = 0
+        self.unreadable_records = 0
+        self.numeric = {
+            name: np.zeros(p.counts.size, dtype=np.int64) for name, p in profile.numeric.items()
+        }
+        self.missing: Counter[str] = Counter()
+        self.categorical: dict[str, Counter[Any]] = {name: Counter() for name in _CATEGORICAL}
+        self.positive_decisions = 0
+        self.labelled: list[tuple[int, float, int]] = []  # (stroke, score, decision)
+        self._values: dict[str, list[Any]] = {name: [] for name in (*_NUMERIC, SCORE_COLUMN)}
+        self._decisions: list[Any] = []
+        self._pending = 0
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Count one request record (other versions and malformed records are only tallied)."""
+        if record.get("model_version") != self.model_version:
+            self.other_version_requests += 1
+            return
+        if record.get("status") != "ok":
+            self.refused_requests += 1
+            self.refusal_reasons[refusal_reason(record)] += 1
+            return
+        inputs, outputs = record.get("inputs"), record.get("outputs")
+        try:
+            count = int(record.get("instances") or len(outputs["probability"]))  # type: ignore[index]
+            columns = [inputs[name] for name in schema.FEATURE_COLUMNS]  # type: ignore[index]
+            scores, decisions = outputs["probability"], outputs["decision"]  # type: ignore[index]
+            if any(len(c) != count for c in (*columns, scores, decisions)):
+                raise ValueError("column lengths differ")
+        except (KeyError, TypeError, ValueError):
+            self.unreadable_records += 1
+            return
+        self.accepted_requests += 1
+        for name, column in zip(schema.FEATURE_COLUMNS, columns, strict=True):
+            if name in self._values:
+                self._values[name].extend(column)
+            else:
+                self.categorical[name].update(column)
+        self._values[SCORE_COLUMN].extend(scores)
+        self._decisions.extend(decisions)
+        if self.feedback:
+            for index, row_id in enumerate(instance_ids(record, count)):
+                outcome = self.feedback.get(row_id)
+                if outcome is not None:
+                    self.labelled.append(
+                        (outcome.stroke, float(scores[index]), int(decisions[index]))
+                    )
+        self.rows += count
+        self._pending += count
+        if self._pending >= _CHUNK_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Bin the values collected since the last flush."""
+        for name, values in self._values.items():
+            if not values:
+                continue
+            array = np.array(values, dtype=np.float64)  # None (missing) becomes NaN
+            self.numeric[name] += stats.bin_counts(array, self.profile.numeric[name].edges)
+            self.missing[name] += int(np.isnan(array).sum())
+            values.clear()
+        if self._decisions:
+            self.positive_decisions += int(np.count_nonzero(np.asarray(self._decisions)))
+            self._decisions.clear()
+        self._pending = 0
+
+    def category_counts(self, name: str) -> dict[str, int]:
+        """Level → count (missing values left out; they count in :meth:`missing_count`)."""
+        return {level_name(k): v for k, v in self.categorical[name].items() if k is not None}
+
+    def missing_count(self, name: str) -> int:
+        if name in self.categorical:
+            return self.categorical[name].get(None, 0)
+        return self.missing[name]
+
+
+# --------------------------------------------------------------------------------------------
+# Judging the window
+
+
+def _grouped(
+    reference_counts: np.ndarray, window_counts: np.ndarray, edges: np.ndarray
+) -> Distribution:
+    """Percentile bins merged into about DISPLAY_BINS groups of ~equal reference mass."""
+    total_ref, total_win = max(reference_counts.sum(), 1), max(window_counts.sum(), 1)
+    decile = np.floor(np.cumsum(reference_counts) / total_ref * DISPLAY_BINS - 1e-9)
+    labels, ref_shares, win_shares = [], [], []
+    start = 0
+    for end in range(len(reference_counts)):
+        last = end == len(reference_counts) - 1
+        if not last and decile[end] == decile[end + 1]:
+            continue
+        low = f"{edges[start - 1]:.3g}" if start > 0 else None
+        high = f"{edges[end]:.3g}" if end < len(edges) else None
+        labels.append(
+            f"< {high}" if low is None else (f"≥ {low}" if high is None else f"{low}–{high}")
+        )
+        ref_shares.append(float(reference_counts[start : end + 1].sum() / total_ref))
+        win_shares.append(float(window_counts[start : end + 1].sum() / total_win))
+        start = end + 1
+    return Distribution(labels=labels, reference=ref_shares, window=win_shares)
+
+
+def _levels(reference: dict[str, int], window: dict[str, int]) -> Distribution:
+    levels = sorted(set(reference) | set(window), key=lambda k: (-reference.get(k, 0), k))
+    total_ref, total_win = max(sum(reference.values()), 1), max(sum(window.values()), 1)
+    return Distribution(
+        labels=levels,
+        reference=[reference.get(k, 0) / total_ref for k in levels],
+        window=[window.get(k, 0) / total_win for k in levels],
+    )
+
+
+def _result(
+    name: str, kind: Any, outcome: stats.TwoSampleResult, distribution: Distribution | None
+) -> DriftResult:
+    return DriftResult(
+        name=name,
+        kind=kind,
+        test=outcome.test,
+        statistic=outcome.statistic,
+        p_value=outcome.p_value,
+        adjusted_p_value=outcome.p_value,
+        distance=outcome.distance,
+        distance_name=outcome.distance_name,
+        verdict="not tested" if outcome.note.endswith("no test") else "no drift",
+        note=outcome.note,
+        distribution=distribution,
+    )
+
+
+def _missing_table(missing: int, rows: int) -> dict[str, int]:
+    return {"missing": missing, "present": rows - missing}
+
+
+def judge_window(
+    profile: ReferenceProfile,
+    window: WindowCounts,
+    *,
+    min_rows: int = DEFAULT_MIN_ROWS,
+    alpha: float = DEFAULT_ALPHA,
+) -> tuple[list[DriftResult], DriftResult, DriftResult]:
+    """Every test of the family, Holm-adjusted: (feature results, score, decision rate)."""
+    window.flush()
+    features: list[DriftResult] = []
+    for name in schema.FEATURE_COLUMNS:
+        if name in profile.numeric:
+            ref = profile.numeric[name]
+            outcome = stats.binned_ks_test(ref.counts, window.numeric[name])
+            features.append(
+                _result(
+                    name, "numeric", outcome, _grouped(ref.counts, window.numeric[name], ref.edges)
+                )
+            )
+        else:
+            ref_levels, win_levels = profile.categorical[name], window.category_counts(name)
+            outcome = stats.contingency_test(ref_levels, win_levels)
+            features.append(_result(name, "categorical", outcome, _levels(ref_levels, win_levels)))
+    for name in _NULLABLE:
+        ref_missing = _missing_table(profile.numeric[name].missing, profile.rows)
+        win_missing = _missing_table(window.missing_count(name), window.rows)
+        outcome = stats.contingency_test(ref_missing, win_missing)
+        features.append(
+            _result(
+                f"{name} (missing rate)", "missing rate", outcome, _levels(ref_missing, win_missing)
+            )
+        )
+    ref_score = profile.numeric[SCORE_COLUMN]
+    score = _result(
+        "score",
+        "score",
+        stats.binned_ks_test(ref_score.counts, window.numeric[SCORE_COLUMN]),
+        _grouped(ref_score.counts, window.numeric[SCORE_COLUMN], ref_score.edges),
+    )
+    ref_decisions = {
+        "positive": profile.positive_decisions,
+        "negative": profile.rows - profile.positive_decisions,
+    }
+    win_decisions = {
+        "positive": window.positive_decisions,
+        "negative": window.rows - window.positive_decisions,
+    }
+    decision = _result(
+        "positive-decision rate",
+        "decision rate",
+        stats.contingency_test(ref_decisions, win_decisions),
+        _levels(ref_decisions, win_decisions),
+    )
+    family = [*features, score, decision]
+    tested = [i for i, r in enumerate(family) if r.verdict != "not tested"]
+    adjusted = stats.holm_adjust([family[i].p_value for i in tested])
+    enough = window.rows >= min_rows
+    if not enough:  # too few rows: no verdict at all, whatever the statistics say
+        family = [replace(r, verdict="insufficient_data") for r in family]
+    for index, p_adjusted in zip(tested, adjusted, strict=True):
+        verdict: Verdict = "insufficient_data"
+        if enough:
+            verdict = "drift" if p_adjusted < alpha else "no drift"
+        family[index] = replace(family[index], adjusted_p_value=p_adjusted, verdict=verdict)
+    return family[: len(features)], family[-2], family[-1]
+
+
+def assess_performance(
+    labelled: list[tuple[int, float, int]],
+    *,
+    min_labelled_positives: int,
+    recall_floor: float,
+) -> Performance:
+    """Realised recall and precision with Wilson intervals, or "too few labels"."""
+    labels = np.array([row[0] for row in labelled], dtype=np.int64)
+    decisions = np.array([row[2] for row in labelled], dtype=np.int64)
+    positives = int(labels.sum())
+    predicted = int(decisions.sum())
+    hits = int(((labels == 1) & (decisions == 1)).sum())
+    if positives < min_labelled_positives:
+        empty = Interval(None, None, None)
+        return Performance(
+            status="too few labels",
+            labelled_rows=len(labelled),
+            labelled_positives=positives,
+            min_labelled_positives=min_labelled_positives,
+            recall=empty,
+            precision=empty,
+            recall_floor=recall_floor,
+            below_floor=False,
+            message=f"too few labels: {positives} labelled strokes in the window, "
+            f"{min_labelled_positives} needed",
+        )
+    recall_low, recall_high = stats.wilson_interval(hits, positives)
+    precision_low, precision_high = stats.wilson_interval(hits, predicted)
+    recall = Interval(hits / positives, recall_low, recall_high)
+    precision = Interval(hits / predicted if predicted else None, precision_low, precision_high)
+    below = recall_high < recall_floor
+    return Performance(
+        status="ok",
+        labelled_rows=len(labelled),
+        labelled_positives=positives,
+        min_labelled_positives=min_labelled_positives,
+        recall=recall,
+        precision=precision,
+        recall_floor=recall_floor,
+        below_floor=below,
+        message=f"realised recall {recall.value:.3f} (95% CI {recall_low:.3f}–{recall_high:.3f}) "
+        f"on {positives} labelled strokes"
+        + (f": below the gate's floor {recall_floor:.2f}" if below else ""),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The production version and its reference set
+
+
+def load_production_reference(store_uri: str) -> tuple[str, dict[str, Any], ReferenceProfile]:
+    """(version, metadata, reference profile) of the store's production version (verified)."""
+    from stroke_mlops.registry.store import open_store
+
+    store = open_store(store_uri)
+    pointer = store.production()
+    if pointer is None:
+        raise MonitorError(f"{store.uri}: no production model yet; there is nothing to monitor")
+    with tempfile.TemporaryDirectory(prefix="monitor-reference-") as scratch:
+        local = store.download_version(pointer.version, Path(scratch) / "version")
+        metadata: dict[str, Any] = json.loads((local / "metadata.json").read_text())
+        name = str((metadata.get("monitoring") or {}).get("reference_file", REFERENCE_FILE))
+        if name not in (metadata.get("files") or {}):
+            raise MonitorError(
+                f"{pointer.uri}: version {pointer.version} has no {REFERENCE_FILE} (published "
+                "before monitoring existed); publish a new version to monitor it"
+            )
+        reference = read_reference(local / name, source=f"{pointer.uri}{name}")
+    profile = profile_reference(reference, threshold=float(metadata["threshold"]))
+    return pointer.version, metadata, profile
+
+
+def _reasons(
+    rows: int,
+    min_rows: int,
+    results: list[DriftResult],
+    performance: Performance,
+) -> list[str]:
+    if rows < min_rows:
+        return [f"{rows} rows in the window; at least {min_rows} are needed to judge drift"]
+    reasons = [
+        f"{r.name}: drift ({r.test}, {r.distance_name} {r.distance:.3f}, "
+        f"Holm-adjusted p {r.adjusted_p_value:.2g})"
+        for r in sorted(results, key=lambda r: r.adjusted_p_value)
+        if r.verdict == "drift"
+    ]
+    if performance.below_floor:
+        reasons.append(performance.message)
+    return reasons or ["no test rejected its hypothesis of no drift"]
+
+
+def run_monitor(
+    store_uri: str,
+    requests_uri: str,
+    output_dir: Path,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    min_rows: int = DEFAULT_MIN_ROWS,
+    alpha: float = DEFAULT_ALPHA,
+    min_labelled_positives: int = DEFAULT_MIN_LABELLED_POSITIVES,
+    recall_floor: float | None = None,
+) -> MonitorSummary:
+    """Judge the window [since, until) of the production version's logged requests.
+
+    Writes ``output_dir/summary.json`` and ``output_dir/report.html``; returns the summary.
+    Raises StorageError / MonitorError / ReferenceError (one line) for unreadable input.
+    """
+    from stroke_mlops.monitoring.report import render_report
+
+    if min_rows < 1 or not 0 < alpha < 1:
+        raise MonitorError(f"min_rows must be >= 1 and alpha in (0, 1); got {min_rows}, {alpha}")
+    started = time.perf_counter()
+    version, metadata, profile = load_production_reference(store_uri)
+    reader = RequestLogReader(requests_uri, since=since, until=until)
+    window = WindowCounts(profile, version, load_feedback(store_uri))
+    for record in reader.records():
+        window.add(record)
+    features, score, decision = judge_window(profile, window, min_rows=min_rows, alpha=alpha)
+    floor = recall_floor
+    if floor is None:
+        floor = float((metadata.get("gate") or {}).get("min_recall", GateThresholds().min_recall))
+    performance = assess_performance(
+        window.labelled, min_labelled_positives=min_labelled_positives, recall_floor=floor
+    )
+    family = [*features, score, decision]
+    drift = window.rows >= min_rows and any(r.verdict == "drift" for r in family)
+    recommendation: Recommendation
+    if window.rows < min_rows:
+        recommendation = "insufficient_data"
+    elif drift or performance.below_floor:
+        recommendation = "retrain"
+    else:
+        recommendation = "none"
+    requests = window.accepted_requests + window.refused_requests
+    summary = MonitorSummary(
+        model_version=version,
+        since=None if since is None else as_utc(since).isoformat(),  # type: ignore[union-attr]
+        until=None if until is None else as_utc(until).isoformat(),  # type: ignore[union-attr]
+        rows=window.rows,
+        min_rows=min_rows,
+        reference_rows=profile.rows,
+        alpha=alpha,
+        correction="holm",
+        drift_detected=drift,
+        recommendation=recommendation,
+        reasons=_reasons(window.rows, min_rows, family, performance),
+        features=features,
+        prediction=PredictionDrift(
+            score=score,
+            decision_rate=decision,
+            reference_positive_rate=profile.positive_decisions / profile.rows,
+            window_positive_rate=window.positive_decisions / window.rows if window.rows else 0.0,
+            threshold=profile.threshold,
+        ),
+        data_quality=DataQuality(
+            missing_rate={
+                name: window.missing_count(name) / window.rows if window.rows else 0.0
+                for name in schema.FEATURE_COLUMNS
+            },
+            reference_missing_rate={
+                name: (
+                    profile.numeric[name].missing / profile.rows if name in profile.numeric else 0.0
+                )
+                for name in schema.FEATURE_COLUMNS
+            },
+            accepted_requests=window.accepted_requests,
+            refused_requests=window.refused_requests,
+            refused_rate=window.refused_requests / requests if requests else 0.0,
+            refusal_reasons=dict(window.refusal_reasons.most_common()),
+            unreadable_records=window.unreadable_records + reader.unreadable_lines,
+            other_version_requests=window.other_version_requests,
+            objects_read=reader.objects_read,
+        ),
+        performance=performance,
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        seconds=round(time.perf_counter() - started, 3),
+        drifted_features=[r.name for r in features if r.verdict == "drift"],
+    )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / SUMMARY_FILE).write_text(summary.to_json())
+    (output_dir / REPORT_FILE).write_text(render_report(summary))
+    log.info(
+        "monitor: %s on %d rows of %s (%s)",
+        summary.recommendation,
+        summary.rows,
+        version,
+        "; ".join(summary.reasons),
+    )
+    return summary

@@ -1,0 +1,142 @@
+"""Reading the predictor's request-log objects as a stream, one object at a time.
+
+Records are those :mod:`stroke_mlops.serving.request_log` writes: ``ts``, ``request_id``,
+``model_version``, ``status`` ("ok" or "invalid"), and for accepted requests ``instances``,
+``inputs`` (feature → list of values) and ``outputs`` (``probability``, ``decision``); for refused
+ones ``error`` (and possibly a ``reason``). Unknown fields are ignored. Only one object's bytes are
+held at a time, so memory does not grow with the window.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from stroke_mlops.monitoring.objects import ObjectFolder, open_folder
+from stroke_mlops.registry.uris import StorageError
+
+_PARTITION = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/")
+_FIELD = re.compile(r'field "([^"]+)"')
+_FAST_TS_LENGTH = len("2026-01-01T00:00:00.000+00:00")
+
+
+def as_utc(moment: datetime | None) -> datetime | None:
+    """A datetime in UTC; a naive one is taken to be UTC already."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _ts_text(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat(timespec="milliseconds")
+
+
+def refusal_reason(record: dict[str, Any]) -> str:
+    """A short, countable reason for a refused request (never the values the patient sent)."""
+    given = record.get("reason")
+    if isinstance(given, str) and given:
+        return given
+    error = str(record.get("error") or "")
+    if not error:
+        return "refused (no reason logged)"
+    field = _FIELD.search(error)
+    if field:
+        if "is missing" in error:
+            return f"{field.group(1)}: missing"
+        if "is not an input" in error:
+            return "unknown field"
+        return f"{field.group(1)}: invalid value"
+    if "JSON" in error:
+        return "malformed JSON"
+    if "instances" in error:
+        return "malformed body"
+    return "other"
+
+
+class RequestLogReader:
+    """Streams the records of every log object under a folder or ``s3://`` prefix.
+
+    ``since``/``until`` bound the records' ``ts`` as [since, until); objects in a ``dt=`` date
+    partition that cannot hold such records are not read. Lines that are not JSON objects are
+    counted in :attr:`unreadable_lines`, not raised.
+    """
+
+    def __init__(
+        self,
+        requests_uri: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        folder: ObjectFolder | None = None,
+    ) -> None:
+        self.folder = folder or open_folder(requests_uri)
+        self.since, self.until = as_utc(since), as_utc(until)
+        if self.since and self.until and self.since >= self.until:
+            raise StorageError(f"empty window: since {self.since} is not before until {self.until}")
+        self.objects_read = 0
+        self.unreadable_lines = 0
+        self.outside_window = 0
+
+    def _partition_may_hold(self, key: str) -> bool:
+        match = _PARTITION.search(key)
+        if not match:
+            return True
+        day = datetime.strptime(match.group(1), "%Y-%m-%d").replace(tzinfo=UTC)
+        if self.since and day + timedelta(days=1) <= self.since:
+            return False  # written (so logged) before the window began
+        # a batch is written a little after its records: allow a day's slack at the end
+        return not (self.until and day > self.until + timedelta(days=1))
+
+    def keys(self) -> list[str]:
+        if not self.folder.exists():
+            raise StorageError(f"{self.folder.uri}: no such folder or bucket of request logs")
+        return [
+            key
+            for key in self.folder.list_keys()
+            if key.endswith((".jsonl", ".json", ".ndjson")) and self._partition_may_hold(key)
+        ]
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        since, until = _ts_text(self.since), _ts_text(self.until)
+        bounded = since is not None or until is not None
+        for key in self.keys():
+            content = self.folder.read(key)
+            self.objects_read += 1
+            for line in content.splitlines():
+                if not line.strip():
+                    continue
+                try:
+                    record = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    self.unreadable_lines += 1
+                    continue
+                if not isinstance(record, dict):
+                    self.unreadable_lines += 1
+                    continue
+                if bounded and not self._in_window(record.get("ts"), since, until):
+                    self.outside_window += 1
+                    continue
+                yield record
+
+    def _in_window(self, ts: Any, since: str | None, until: str | None) -> bool:
+        if not isinstance(ts, str):
+            return False
+        if len(ts) != _FAST_TS_LENGTH or not ts.endswith("+00:00"):  # not the logger's own form
+            try:
+                parsed = as_utc(datetime.fromisoformat(ts))
+            except ValueError:
+                return False
+            ts = _ts_text(parsed) or ""
+        return (since is None or ts >= since) and (until is None or ts < until)
+
+
+def instance_ids(record: dict[str, Any], count: int) -> list[str]:
+    """The ids feedback uses for a request's rows: the request id, or ``<id>:<i>`` for batches."""
+    request_id = str(record.get("request_id") or "")
+    if count == 1:
+        return [request_id]
+    return [f"{request_id}:{index}" for index in range(count)]

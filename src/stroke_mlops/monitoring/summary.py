@@ -1,0 +1,155 @@
+"""The monitor's result: typed dataclasses that round-trip through ``summary.json``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Verdict = Literal["drift", "no drift", "insufficient_data", "not tested"]
+Recommendation = Literal["retrain", "none", "insufficient_data"]
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Shares per bin of the reference and of the window, for the report's charts."""
+
+    labels: list[str]
+    reference: list[float]
+    window: list[float]
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """One test of the family: a feature, a feature's missing rate, or a prediction check."""
+
+    name: str  # the feature, "bmi (missing rate)", "score", "positive-decision rate"
+    kind: Literal["numeric", "categorical", "missing rate", "score", "decision rate"]
+    test: str
+    statistic: float
+    p_value: float
+    adjusted_p_value: float  # Holm, over every test of the family
+    distance: float
+    distance_name: str
+    verdict: Verdict
+    note: str = ""
+    distribution: Distribution | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DriftResult:
+        dist = data.get("distribution")
+        return cls(**{**data, "distribution": Distribution(**dist) if dist else None})
+
+
+@dataclass(frozen=True)
+class PredictionDrift:
+    """The served scores and decisions against the reference set's."""
+
+    score: DriftResult
+    decision_rate: DriftResult
+    reference_positive_rate: float
+    window_positive_rate: float
+    threshold: float
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PredictionDrift:
+        return cls(
+            **{
+                **data,
+                "score": DriftResult.from_dict(data["score"]),
+                "decision_rate": DriftResult.from_dict(data["decision_rate"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class DataQuality:
+    """Missing values per feature, refused requests and why, records that could not be read."""
+
+    missing_rate: dict[str, float]  # feature → share of window rows without a value
+    reference_missing_rate: dict[str, float]
+    accepted_requests: int
+    refused_requests: int
+    refused_rate: float  # refused / (accepted + refused) requests of this version
+    refusal_reasons: dict[str, int]
+    unreadable_records: int
+    other_version_requests: int  # logged by another model version (not judged here)
+    objects_read: int
+
+
+@dataclass(frozen=True)
+class Interval:
+    value: float | None
+    low: float | None
+    high: float | None
+
+
+@dataclass(frozen=True)
+class Performance:
+    """Realised recall and precision on the window's requests that have feedback labels."""
+
+    status: Literal["ok", "too few labels"]
+    labelled_rows: int
+    labelled_positives: int
+    min_labelled_positives: int
+    recall: Interval
+    precision: Interval
+    recall_floor: float
+    below_floor: bool  # the whole recall interval lies under the floor
+    message: str
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Performance:
+        return cls(
+            **{
+                **data,
+                "recall": Interval(**data["recall"]),
+                "precision": Interval(**data["precision"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class MonitorSummary:
+    """What ``summary.json`` holds; ``drift_detected`` and ``recommendation`` drive retraining."""
+
+    model_version: str
+    since: str | None
+    until: str | None
+    rows: int
+    min_rows: int
+    reference_rows: int
+    alpha: float
+    correction: str
+    drift_detected: bool
+    recommendation: Recommendation
+    reasons: list[str]
+    features: list[DriftResult]
+    prediction: PredictionDrift
+    data_quality: DataQuality
+    performance: Performance
+    generated_at: str
+    seconds: float = 0.0
+    drifted_features: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MonitorSummary:
+        return cls(
+            **{
+                **data,
+                "features": [DriftResult.from_dict(f) for f in data["features"]],
+                "prediction": PredictionDrift.from_dict(data["prediction"]),
+                "data_quality": DataQuality(**data["data_quality"]),
+                "performance": Performance.from_dict(data["performance"]),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> MonitorSummary:
+        return cls.from_dict(json.loads(text))
