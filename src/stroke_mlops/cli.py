@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,9 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from stroke_mlops.data.dataset import RawDataError
     from stroke_mlops.data.suite_file import SuiteError
     from stroke_mlops.deploy.kserve_objects import DeployConfigError
+    from stroke_mlops.monitoring.feedback import FeedbackError
+    from stroke_mlops.monitoring.monitor import MonitorError
+    from stroke_mlops.monitoring.reference import ReferenceError
     from stroke_mlops.project import ProjectNotFoundError
     from stroke_mlops.registry.model_dir import ModelDirError
     from stroke_mlops.registry.uris import StorageError
@@ -41,6 +45,9 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         ProjectNotFoundError,
         StorageError,
         DeployConfigError,
+        MonitorError,
+        ReferenceError,
+        FeedbackError,
         FileNotFoundError,
     )
 
@@ -211,6 +218,50 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     result = kserve_objects.apply_objects([service], namespace=args.namespace)
     print(result.message)
     return EXIT_OK if result.applied else EXIT_FAILED
+
+
+# --- monitor / feedback -------------------------------------------------------------------
+
+
+def _timestamp(text: str) -> datetime:
+    """An ISO-8601 time for --since/--until (UTC when no offset is given)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 time (e.g. 2026-01-31T00:00:00Z)"
+        ) from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from stroke_mlops.monitoring.monitor import DEFAULT_MIN_ROWS, REPORT_FILE, run_monitor
+
+    output = Path(args.output)
+    summary = run_monitor(
+        args.store,
+        args.requests,
+        output,
+        since=args.since,
+        until=args.until,
+        min_rows=DEFAULT_MIN_ROWS if args.min_rows is None else args.min_rows,
+    )
+    drifted = ", ".join(summary.drifted_features) or "none"
+    print(
+        f"monitor: {summary.recommendation} — {summary.rows} rows of {summary.model_version}, "
+        f"drifted features: {drifted}; report {output / REPORT_FILE}"
+    )
+    return EXIT_OK
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from stroke_mlops.monitoring.feedback import read_labels_csv, record_feedback
+
+    outcomes = read_labels_csv(Path(args.labels))
+    where = record_feedback(args.store, outcomes)
+    positives = sum(stroke for _, stroke in outcomes)
+    print(f"feedback: recorded {len(outcomes)} outcomes ({positives} strokes) in {where}")
+    return EXIT_OK
 
 
 # --- parser -------------------------------------------------------------------------------
@@ -419,6 +470,41 @@ def build_parser() -> argparse.ArgumentParser:
     deploy_.add_argument("--stable-uri", help="the current production model directory (canary)")
     deploy_.add_argument("--dry-run", action="store_true", help="print the YAML, apply nothing")
     deploy_.set_defaults(handler=cmd_deploy)
+
+    monitor = commands.add_parser(
+        "monitor",
+        help="judge a window of logged requests against the production model's reference set",
+        description="Writes DIR/summary.json and DIR/report.html. Exit 0 whenever a report was "
+        "written (drift or not: read recommendation), 2 when an input cannot be read.",
+    )
+    monitor.add_argument(
+        "--store", required=True, help="model store: a folder or s3://bucket/prefix"
+    )
+    monitor.add_argument(
+        "--requests", required=True, help="request-log objects: a folder or s3://bucket/prefix"
+    )
+    monitor.add_argument("--output", required=True, metavar="DIR", help="where to write the report")
+    monitor.add_argument("--since", type=_timestamp, help="window start, ISO-8601 (inclusive)")
+    monitor.add_argument("--until", type=_timestamp, help="window end, ISO-8601 (exclusive)")
+    monitor.add_argument(
+        "--min-rows",
+        type=int,
+        default=None,
+        help="fewer rows than this is insufficient data, never drift (default 200)",
+    )
+    monitor.set_defaults(handler=cmd_monitor)
+
+    feedback = commands.add_parser(
+        "feedback",
+        help="record observed outcomes (stroke 0/1) of logged requests in the store",
+        description="FILE is a CSV with columns request_id,stroke. Every row is checked first; "
+        "bad rows are named and nothing is recorded.",
+    )
+    feedback.add_argument(
+        "--store", required=True, help="model store: a folder or s3://bucket/prefix"
+    )
+    feedback.add_argument("--labels", required=True, metavar="FILE", help="CSV request_id,stroke")
+    feedback.set_defaults(handler=cmd_feedback)
     return parser
 
 

@@ -13,6 +13,7 @@ import yaml
 
 from pipelines.local_runner import LocalRunSummary, run_locally
 from stroke_mlops.data import dataset
+from stroke_mlops.monitoring.reference import read_reference
 from stroke_mlops.registry import model_dir
 from stroke_mlops.registry.store import open_store
 from tests.s3_server import FaultProxy, S3Bucket
@@ -64,7 +65,17 @@ def test_folder_store_run_publishes_and_promotes(
     metadata = verified.metadata
     assert metadata["fingerprint"]["raw_sha256"] == dataset.sha256_bytes(real_csv_bytes)
     assert metadata["threshold"] == pytest.approx(summary.outputs["evaluation"]["threshold"])
-    assert set(metadata["files"]) == {"model.joblib", "signature.json", "model_card.md"}
+    assert set(metadata["files"]) == {
+        "model.joblib",
+        "signature.json",
+        "model_card.md",
+        "reference.csv",
+    }
+    # The monitor's reference set: the held-out test split, scored by the published model.
+    reference = read_reference(verified.directory / "reference.csv")
+    assert len(reference) == metadata["fingerprint"]["parts"]["test"]["rows"]
+    assert metadata["monitoring"]["reference_rows"] == len(reference)
+    assert reference["score"].between(0, 1).all()
     assert "scikit-learn" in metadata["library_versions"]
     # deploy emitted the KServe objects for exactly this version, and said it did not apply them.
     assert summary.outputs["deploy"].startswith("emitted, not applied")

@@ -1,7 +1,7 @@
 """Feedback labels: outcomes (stroke 0/1) recorded by request id, weeks after the prediction.
 
 Each call to :func:`record_feedback` appends one new object
-``STORE/stroke/feedback/<UTC timestamp>-<uuid>.jsonl`` (written atomically: a temp file renamed
+``STORE/stroke/feedback/<UTC timestamp, µs>-<uuid>.jsonl`` (written atomically: a temp file renamed
 into place, or one S3 PUT), one JSON line per outcome: ``{"request_id", "stroke",
 "recorded_at"}``. Nothing is overwritten; when an id gets several outcomes the latest recorded
 wins (a correction). A request that scored several rows has one id per row, ``<request id>:<i>``.
@@ -68,14 +68,14 @@ def record_feedback(
     if not pairs:
         raise FeedbackError("no outcomes given; expected at least one request_id,stroke pair")
     moment = (recorded_at or datetime.now(UTC)).astimezone(UTC)
-    stamp = moment.isoformat(timespec="seconds")
+    stamp = moment.isoformat(timespec="microseconds")
     lines = []
     for index, pair in enumerate(pairs):
         request_id, stroke = _check_outcome(*pair, where=f"outcome {index}")
         lines.append(
             orjson.dumps({"request_id": request_id, "stroke": stroke, "recorded_at": stamp})
         )
-    key = f"{FEEDBACK_DIR}/{moment:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex}.jsonl"
+    key = f"{FEEDBACK_DIR}/{moment:%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex}.jsonl"
     folder = open_folder(store_uri)
     folder.write(key, b"\n".join(lines) + b"\n")
     return f"{folder.uri}/{key}"

@@ -1,0 +1,160 @@
+"""Feedback labels (folder and S3 store), labelled_requests, realised recall; the CLI's exits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from stroke_mlops.cli import main
+from stroke_mlops.data import schema
+from stroke_mlops.monitoring.feedback import (
+    FEEDBACK_DIR,
+    FeedbackError,
+    labelled_requests,
+    load_feedback,
+    record_feedback,
+)
+from stroke_mlops.monitoring.monitor import run_monitor
+from stroke_mlops.registry.model_dir import verify_model_dir
+from tests.monitoring.conftest import THRESHOLD, MonitoredStore, ServeRows
+from tests.s3_server import S3Bucket
+
+
+def test_feedback_round_trip_in_a_folder_store_latest_outcome_wins(tmp_path: Path) -> None:
+    first = record_feedback(str(tmp_path), {"a": 1, "b": 0})
+    record_feedback(str(tmp_path), [("b", 1)])
+
+    feedback = load_feedback(str(tmp_path))
+
+    assert {k: v.stroke for k, v in feedback.items()} == {"a": 1, "b": 1}
+    assert first.startswith(tmp_path.as_uri()) and f"/{FEEDBACK_DIR}/" in first
+    files = sorted((tmp_path / FEEDBACK_DIR).iterdir())
+    assert len(files) == 2 and all(f.suffix == ".jsonl" for f in files)  # appended, not replaced
+
+
+def test_feedback_round_trip_in_an_s3_store(s3_bucket: S3Bucket) -> None:
+    record_feedback(s3_bucket.uri("models"), {"x": 1})
+    assert s3_bucket.keys(f"models/{FEEDBACK_DIR}/")
+    assert load_feedback(s3_bucket.uri("models"))["x"].stroke == 1
+
+
+def test_a_bad_outcome_is_named_and_nothing_is_written(tmp_path: Path) -> None:
+    with pytest.raises(FeedbackError, match=r"outcome 1: stroke must be 0 or 1; got 2"):
+        record_feedback(str(tmp_path), [("a", 1), ("b", 2)])
+    assert not (tmp_path / FEEDBACK_DIR).exists()
+
+
+def _store_copy(monitored_store: MonitoredStore, root: Path) -> Path:
+    """The same store (versions and pointer linked) with a feedback folder of its own."""
+    (root / "stroke").mkdir(parents=True)
+    for item in (monitored_store.root / "stroke").iterdir():
+        (root / "stroke" / item.name).symlink_to(item)
+    return root
+
+
+def test_labelled_requests_and_realised_recall_from_feedback(
+    monitored_store: MonitoredStore, serve_rows: ServeRows, tmp_path: Path
+) -> None:
+    pool = monitored_store.window_pool
+    rows = pd.concat([pool[pool["stroke"] == 1], pool[pool["stroke"] == 0].head(300)])
+    logs = tmp_path / "logs"
+    ids = serve_rows(rows, str(logs), prefix="req-")
+    store = _store_copy(monitored_store, tmp_path / "store")
+    record_feedback(str(store), dict(zip(ids, rows["stroke"].astype(int).tolist(), strict=True)))
+
+    labelled = labelled_requests(str(store), str(logs))
+    assert list(labelled.columns) == [*schema.FEATURE_COLUMNS, "stroke", "request_id"]
+    assert len(labelled) == len(rows)
+    by_id = labelled.set_index("request_id")
+    assert by_id.loc[ids[0], "age"] == rows.iloc[0]["age"]
+    assert by_id.loc[ids[0], "work_type"] == rows.iloc[0]["work_type"]
+    assert (
+        str(labelled["bmi"].dtype) == "float64" and str(labelled["hypertension"].dtype) == "int64"
+    )
+    assert labelled["stroke"].sum() == rows["stroke"].sum()
+
+    model = verify_model_dir(monitored_store.version_dir).load_model()
+    decisions = model.predict_proba(rows[list(schema.FEATURE_COLUMNS)])[:, 1] >= THRESHOLD
+    strokes = rows["stroke"].to_numpy() == 1
+    performance = run_monitor(str(store), str(logs), tmp_path / "out").performance
+    assert performance.status == "ok"
+    assert performance.labelled_positives == strokes.sum() >= 20
+    assert performance.recall.value == pytest.approx(decisions[strokes].mean())
+    assert performance.precision.value == pytest.approx(strokes[decisions].mean())
+    assert performance.recall.low is not None and performance.recall.high is not None
+    assert performance.recall.low < performance.recall.value < performance.recall.high
+
+
+def test_too_few_labelled_strokes_say_so(
+    monitored_store: MonitoredStore, serve_rows: ServeRows, tmp_path: Path
+) -> None:
+    pool = monitored_store.window_pool
+    rows = pd.concat([pool[pool["stroke"] == 1].head(5), pool[pool["stroke"] == 0].head(200)])
+    ids = serve_rows(rows, str(tmp_path / "logs"))
+    store = _store_copy(monitored_store, tmp_path / "store")
+    record_feedback(str(store), dict(zip(ids, rows["stroke"].astype(int).tolist(), strict=True)))
+
+    performance = run_monitor(str(store), str(tmp_path / "logs"), tmp_path / "out").performance
+
+    assert performance.status == "too few labels"
+    assert performance.labelled_positives == 5
+    assert performance.message == "too few labels: 5 labelled strokes in the window, 20 needed"
+
+
+def test_cli_monitor_exits_0_with_a_report_and_2_on_unreadable_input(
+    monitored_store: MonitoredStore,
+    serve_rows: ServeRows,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs = tmp_path / "logs"
+    serve_rows(monitored_store.window_pool.head(50), str(logs))
+
+    code = main(
+        ["monitor", "--store", str(monitored_store.root), "--requests", str(logs),
+         "--output", str(tmp_path / "out"), "--min-rows", "100"]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.startswith("monitor: insufficient_data — 50 rows")
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["rows"] == 50
+
+    code = main(
+        ["monitor", "--store", str(monitored_store.root), "--requests", str(tmp_path / "nowhere"),
+         "--output", str(tmp_path / "out2")]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert err.startswith("error: ") and "no such folder" in err and len(err.splitlines()) == 1
+    assert "Traceback" not in err
+
+    code = main(
+        ["monitor", "--store", str(tmp_path / "empty-store"), "--requests", str(logs),
+         "--output", str(tmp_path / "out3")]
+    )  # fmt: skip
+    assert code == 2
+    assert "no production model" in capsys.readouterr().err
+
+
+def test_cli_feedback_names_bad_rows_and_records_good_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("request_id,stroke\nr1,1\nr2,yes\n,0\n")
+    assert main(["feedback", "--store", str(tmp_path / "s"), "--labels", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "line 3: stroke must be 0 or 1; got 'yes'" in err
+    assert "line 4: request_id must be a non-empty string" in err
+    assert not (tmp_path / "s").exists()
+
+    good = tmp_path / "good.csv"
+    good.write_text("request_id,stroke\nr1,1\nr2,0\n")
+    assert main(["feedback", "--store", str(tmp_path / "s"), "--labels", str(good)]) == 0
+    assert "recorded 2 outcomes (1 strokes)" in capsys.readouterr().out
+    assert {k: v.stroke for k, v in load_feedback(str(tmp_path / "s")).items()} == {
+        "r1": 1,
+        "r2": 0,
+    }
