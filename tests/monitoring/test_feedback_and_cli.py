@@ -84,8 +84,9 @@ def test_labelled_requests_and_realised_recall_from_feedback(
     assert performance.labelled_positives == strokes.sum() >= 20
     assert performance.recall.value == pytest.approx(decisions[strokes].mean())
     assert performance.precision.value == pytest.approx(strokes[decisions].mean())
-    assert performance.recall.low is not None and performance.recall.high is not None
-    assert performance.recall.low < performance.recall.value < performance.recall.high
+    recall = performance.recall
+    assert recall.low is not None and recall.value is not None and recall.high is not None
+    assert recall.low < recall.value < recall.high
 
 
 def test_too_few_labelled_strokes_say_so(
