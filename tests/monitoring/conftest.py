@@ -7,9 +7,9 @@ drawn from the validation split, so no window row was trained on or is a referen
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import pandas as pd
 import pytest
@@ -65,7 +65,8 @@ def monitored_store(
     )
 
 
-ServeRows = Callable[[pd.DataFrame, str], list[str]]
+class ServeRows(Protocol):
+    def __call__(self, rows: pd.DataFrame, log_uri: str, prefix: str = "r") -> list[str]: ...
 
 
 @pytest.fixture(scope="session")
