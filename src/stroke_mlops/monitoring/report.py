@@ -18,6 +18,7 @@ from stroke_mlops.monitoring.summary import (
     Performance,
 )
 
+_NUMERIC_KINDS = ("numeric", "score")
 REFERENCE_COLOUR = "#8a9bb0"
 WINDOW_COLOUR = "#d9822b"
 VERDICT_COLOURS = {
@@ -56,8 +57,24 @@ def _p(value: float) -> str:
     return "&lt;1e-12" if value < 1e-12 else f"{value:.2g}"
 
 
-def bar_chart(distribution: Distribution | None, *, width: int = 360, height: int = 96) -> str:
-    """Reference (grey) and window (orange) shares per bin as an inline SVG."""
+def _lower_bound(label: str) -> str:
+    """The axis text of a numeric group: its lower edge ("a–b" → a, "≥ a" → a, "< b" → "")."""
+    if label.startswith("≥ "):
+        return label[2:]
+    return "" if label.startswith("< ") else label.split("–", 1)[0]
+
+
+def bar_chart(
+    distribution: Distribution | None,
+    *,
+    numeric: bool = False,
+    width: int = 360,
+    height: int = 96,
+) -> str:
+    """Reference (grey) and window (orange) shares per bin as an inline SVG.
+
+    Numeric groups are labelled at their lower edges, like an axis; levels by name.
+    """
     if distribution is None or not distribution.labels:
         return ""
     count = len(distribution.labels)
@@ -69,21 +86,28 @@ def bar_chart(distribution: Distribution | None, *, width: int = 360, height: in
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img">'
     ]
+    every = 1 if count <= 6 else 2
     for index, (label, ref, win) in enumerate(
         zip(distribution.labels, distribution.reference, distribution.window, strict=True)
     ):
         x = index * slot + 1
-        for offset, share, colour, who in (
-            (0, ref, REFERENCE_COLOUR, "reference"),
-            (bar, win, WINDOW_COLOUR, "window"),
-        ):
+        bars = ((0.0, ref, REFERENCE_COLOUR, "reference"), (bar, win, WINDOW_COLOUR, "window"))
+        for offset, share, colour, who in bars:
             h = share / top * plot_height
             parts.append(
                 f'<rect x="{x + offset:.1f}" y="{plot_height - h:.1f}" width="{bar:.1f}" '
                 f'height="{h:.1f}" fill="{colour}"><title>{html.escape(label)}: {who} '
                 f"{share:.1%}</title></rect>"
             )
-        if count <= 6 or index in (0, count - 1) or index % max(count // 4, 1) == 0:
+        if numeric:
+            if index % every == 0 and (text := _lower_bound(label)):
+                parts.append(
+                    f'<line x1="{x - 1:.1f}" y1="{plot_height}" x2="{x - 1:.1f}" '
+                    f'y2="{plot_height + 4}" stroke="#8795a5"/>'
+                    f'<text x="{x - 1:.1f}" y="{height - 12}" font-size="9" '
+                    f'text-anchor="middle" fill="#5a6675">{html.escape(text)}</text>'
+                )
+        elif count <= 6 or index % every == 0:
             text = label if len(label) <= 14 else label[:13] + "…"
             parts.append(
                 f'<text x="{x + slot / 2:.1f}" y="{height - 12}" font-size="9" '
@@ -109,7 +133,7 @@ def _rows(results: Iterable[DriftResult]) -> str:
             f'<td class="num">{_p(r.adjusted_p_value)}</td>'
             f'<td class="num">{r.distance:.3f}<br>'
             f"<small>{html.escape(r.distance_name)}</small></td>"
-            f"<td>{bar_chart(r.distribution)}</td>"
+            f"<td>{bar_chart(r.distribution, numeric=r.kind in _NUMERIC_KINDS)}</td>"
             "</tr>"
         )
     return "".join(out)
@@ -160,9 +184,11 @@ def _quality_section(quality: DataQuality) -> str:
         for reason, count in quality.refusal_reasons.items()
     )
     return (
-        '<div class="cards" style="align-items:flex-start"><div><table><tr><th>feature</th>'
+        '<div class="cards" style="align-items:flex-start;flex-wrap:nowrap"><div><table><tr>'
+        "<th>feature</th>"
         "<th>missing (window)</th><th>missing (reference)</th></tr>"
-        f"{missing_rows}</table></div><div><table><tr><th>refusal reason</th><th>requests</th>"
+        f"{missing_rows}</table></div><div style='flex:1'><table><tr><th>refusal reason</th>"
+        "<th>requests</th>"
         f"</tr>{reason_rows or '<tr><td colspan=2>none</td></tr>'}</table>"
         f'<p class="meta">{quality.accepted_requests} accepted and {quality.refused_requests} '
         f"refused requests of this version; {quality.other_version_requests} requests of other "
@@ -198,8 +224,8 @@ def render_report(summary: MonitorSummary) -> str:
         f'<p class="legend">Each check compares this window with the reference set (held-out '
         f"rows of this version).<span style='background:{REFERENCE_COLOUR}'></span>reference"
         f"<span style='background:{WINDOW_COLOUR}'></span>window. Numeric bars are the "
-        "reference's deciles: the grey bars are level, the orange ones show where the window "
-        "moved.</p>"
+        "reference's deciles (about 10 % each, less where values tie), labelled at their lower "
+        "edges: where an orange bar stands above its grey one, the window has more rows.</p>"
     )
     title = html.escape(summary.model_version)
     return (
@@ -212,13 +238,14 @@ def render_report(summary: MonitorSummary) -> str:
         f'<div class="verdict" style="background:{colour}"><b>{headline}</b>'
         f"<ul>{reasons}</ul></div>"
         f'<div class="cards">{cards}</div>'
-        f"<h2>Features</h2>{legend}{_TABLE_HEAD}{_rows(summary.features)}</table>"
-        f"<h2>Predictions</h2><p>Threshold {prediction.threshold:.4f}: the window flags "
+        f"<h2 id=features>Features</h2>{legend}{_TABLE_HEAD}{_rows(summary.features)}</table>"
+        "<h2 id=predictions>Predictions</h2>"
+        f"<p>Threshold {prediction.threshold:.4f}: the window flags "
         f"{prediction.window_positive_rate:.1%} of rows, the reference "
         f"{prediction.reference_positive_rate:.1%}.</p>"
         f"{_TABLE_HEAD}{_rows([prediction.score, prediction.decision_rate])}</table>"
-        f"<h2>Data quality</h2>{_quality_section(quality)}"
-        f"<h2>Realised performance (feedback labels)</h2>"
+        f"<h2 id=quality>Data quality</h2>{_quality_section(quality)}"
+        f"<h2 id=performance>Realised performance (feedback labels)</h2>"
         f"{_performance_section(summary.performance)}"
         "</body></html>\n"
     )
