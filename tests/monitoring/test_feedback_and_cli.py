@@ -17,7 +17,7 @@ from stroke_mlops.monitoring.feedback import (
     load_feedback,
     record_feedback,
 )
-from stroke_mlops.monitoring.monitor import run_monitor
+from stroke_mlops.monitoring.monitor import MonitorSummary, run_monitor
 from stroke_mlops.registry.model_dir import verify_model_dir
 from tests.monitoring.conftest import THRESHOLD, MonitoredStore, ServeRows
 from tests.s3_server import S3Bucket
@@ -159,3 +159,32 @@ def test_cli_feedback_names_bad_rows_and_records_good_files(
         "r1": 1,
         "r2": 0,
     }
+
+
+def test_realised_recall_under_the_floor_recommends_retraining_without_drift(
+    monitored_store: MonitoredStore, serve_rows: ServeRows, tmp_path: Path
+) -> None:
+    rows = monitored_store.window_pool.sample(400, random_state=7)
+    ids = serve_rows(rows, str(tmp_path / "logs"))
+    store = _store_copy(monitored_store, tmp_path / "store")
+    record_feedback(str(store), dict(zip(ids, rows["stroke"].astype(int).tolist(), strict=True)))
+
+    def monitor(floor: float, output: str) -> MonitorSummary:
+        return run_monitor(
+            str(store),
+            str(tmp_path / "logs"),
+            tmp_path / output,
+            min_labelled_positives=10,
+            recall_floor=floor,
+        )
+
+    demanding = monitor(0.99, "demanding")
+    assert demanding.drift_detected is False
+    assert demanding.performance.below_floor is True
+    assert demanding.recommendation == "retrain"
+    assert demanding.reasons == [demanding.performance.message]
+    assert "below the gate's floor 0.99" in demanding.performance.message
+
+    lenient = monitor(0.05, "lenient")
+    assert lenient.performance.below_floor is False
+    assert lenient.recommendation == "none"

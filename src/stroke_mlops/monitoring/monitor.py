@@ -294,14 +294,11 @@ def judge_window(
     family = [*features, score, decision]
     tested = [i for i, r in enumerate(family) if r.verdict != "not tested"]
     adjusted = stats.holm_adjust([family[i].p_value for i in tested])
-    enough = window.rows >= min_rows
-    if not enough:  # too few rows: no verdict at all, whatever the statistics say
-        family = [replace(r, verdict="insufficient_data") for r in family]
     for index, p_adjusted in zip(tested, adjusted, strict=True):
-        verdict: Verdict = "insufficient_data"
-        if enough:
-            verdict = "drift" if p_adjusted < alpha else "no drift"
+        verdict: Verdict = "drift" if p_adjusted < alpha else "no drift"
         family[index] = replace(family[index], adjusted_p_value=p_adjusted, verdict=verdict)
+    if window.rows < min_rows:  # too few rows: no verdict at all, whatever the statistics say
+        family = [replace(r, verdict="insufficient_data") for r in family]
     return family[: len(features)], family[-2], family[-1]
 
 
@@ -431,7 +428,7 @@ def run_monitor(
         window.labelled, min_labelled_positives=min_labelled_positives, recall_floor=floor
     )
     family = [*features, score, decision]
-    drift = window.rows >= min_rows and any(r.verdict == "drift" for r in family)
+    drift = any(r.verdict == "drift" for r in family)
     recommendation: Recommendation
     if window.rows < min_rows:
         recommendation = "insufficient_data"
