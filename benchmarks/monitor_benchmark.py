@@ -17,8 +17,9 @@ drift and the share where the right feature is named.
 
 Cost. ``--requests`` single-row requests (real rows, resampled) are written as request-log
 objects of 500 records (the sink's batch size) in a temp folder; then ``stroke-mlops monitor``
-runs on them in a child process; its wall time, rows/s and peak RSS are printed (with a window of
-a tenth of the size for comparison: memory must not grow with the window).
+runs on them in a child process; its wall time, CPU time (user + system: what the judgement costs
+whatever else shares the machine), rows/s and peak RSS are printed, with a window of a tenth of
+the size for comparison (memory must not grow with the window).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ _CHILD = (
     "import resource, sys\n"
     "from stroke_mlops.cli import main\n"
     "code = main(sys.argv[1:])\n"
-    "print('peak RSS KiB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+    "usage = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "print('cpu_s rss_kib', usage.ru_utime + usage.ru_stime, usage.ru_maxrss, file=sys.stderr)\n"
     "sys.exit(code)\n"
 )
 VERSION = "benchmark"
@@ -192,8 +194,9 @@ def cost_table(patients: pd.DataFrame, requests: int) -> None:
     model, threshold, reference_set, _ = fit_seed(patients, 42, "logistic_regression")
     cpus = os.cpu_count()
     print(f"\nCost of judging a window (stroke-mlops monitor, child process, {cpus} CPUs):\n")
-    print("| logged requests | seconds | rows/s | peak RSS |")
-    print("|-----------------|---------|--------|----------|")
+    print(f"load average before: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print("| logged requests | wall s | rows/s (wall) | CPU s | rows/CPU-s | peak RSS |")
+    print("|-----------------|--------|---------------|-------|------------|----------|")
     for count in (requests // 10, requests):
         with tempfile.TemporaryDirectory(prefix="monitor-bench-") as scratch:
             root = Path(scratch)
@@ -221,11 +224,14 @@ def cost_table(patients: pd.DataFrame, requests: int) -> None:
             seconds = time.perf_counter() - started
             if done.returncode != 0:
                 raise SystemExit(f"monitor failed: {done.stderr.strip()}")
-            peak_mib = int(done.stderr.strip().splitlines()[-1].split()[-1]) / 1024
+            cpu_text, rss_text = done.stderr.strip().splitlines()[-1].split()[-2:]
+            cpu_seconds, peak_mib = float(cpu_text), int(rss_text) / 1024
             summary = orjson.loads((root / "out" / "summary.json").read_bytes())
             assert summary["rows"] == count, summary["rows"]
-            rate = count / seconds
-            print(f"| {count:>15,} | {seconds:>7.1f} | {rate:>6,.0f} | {peak_mib:>5.0f} MiB |")
+            print(
+                f"| {count:>15,} | {seconds:>6.1f} | {count / seconds:>13,.0f} | "
+                f"{cpu_seconds:>5.1f} | {count / cpu_seconds:>10,.0f} | {peak_mib:>4.0f} MiB |"
+            )
 
 
 def main() -> int:
@@ -241,11 +247,13 @@ def main() -> int:
         help="model families searched per seed: one (fast) or all, as the pipeline (slow)",
     )
     parser.add_argument("--skip-cost", action="store_true", help="only the statistics")
+    parser.add_argument("--skip-statistics", action="store_true", help="only the cost")
     args = parser.parse_args()
     patients = dataset.clean_patients(dataset.read_raw_patients(DATA.read_bytes()))
-    statistics_table(
-        patients, seeds=args.seeds, windows=args.windows, rows=args.rows, family=args.family
-    )
+    if not args.skip_statistics:
+        statistics_table(
+            patients, seeds=args.seeds, windows=args.windows, rows=args.rows, family=args.family
+        )
     if not args.skip_cost:
         cost_table(patients, args.requests)
     return 0

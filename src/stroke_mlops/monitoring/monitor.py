@@ -74,7 +74,7 @@ SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
 DISPLAY_BINS = 10
 _CHUNK_ROWS = 65_536
-_NUMERIC = (*schema.NUMERIC_COLUMNS,)
+_FEATURES = schema.FEATURE_COLUMNS
 _CATEGORICAL = (*schema.BINARY_COLUMNS, *schema.CATEGORICAL_COLUMNS)
 _NULLABLE = tuple(f.name for f in schema.NUMERIC_FEATURES if f.nullable)
 
@@ -112,7 +112,9 @@ class WindowCounts:
         self.categorical: dict[str, Counter[Any]] = {name: Counter() for name in _CATEGORICAL}
         self.positive_decisions = 0
         self.labelled: list[tuple[int, float, int]] = []  # (stroke, score, decision)
-        self._values: dict[str, list[Any]] = {name: [] for name in (*_NUMERIC, SCORE_COLUMN)}
+        # values since the last flush: one list per feature (schema order), then the outputs
+        self._columns: list[list[Any]] = [[] for _ in _FEATURES]
+        self._scores: list[Any] = []
         self._decisions: list[Any] = []
         self._pending = 0
 
@@ -125,23 +127,24 @@ class WindowCounts:
             self.refused_requests += 1
             self.refusal_reasons[refusal_reason(record)] += 1
             return
-        inputs, outputs = record.get("inputs"), record.get("outputs")
         try:
-            count = int(record.get("instances") or len(outputs["probability"]))  # type: ignore[index]
-            columns = [inputs[name] for name in schema.FEATURE_COLUMNS]  # type: ignore[index]
-            scores, decisions = outputs["probability"], outputs["decision"]  # type: ignore[index]
-            if any(len(c) != count for c in (*columns, scores, decisions)):
+            inputs, outputs = record["inputs"], record["outputs"]
+            columns = [inputs[name] for name in _FEATURES]
+            scores, decisions = outputs["probability"], outputs["decision"]
+            count = len(scores)
+            if (
+                len(decisions) != count
+                or record.get("instances", count) != count
+                or list(map(len, columns)).count(count) != len(columns)
+            ):
                 raise ValueError("column lengths differ")
         except (KeyError, TypeError, ValueError):
             self.unreadable_records += 1
             return
         self.accepted_requests += 1
-        for name, column in zip(schema.FEATURE_COLUMNS, columns, strict=True):
-            if name in self._values:
-                self._values[name].extend(column)
-            else:
-                self.categorical[name].update(column)
-        self._values[SCORE_COLUMN].extend(scores)
+        for values, column in zip(self._columns, columns, strict=True):
+            values.extend(column)
+        self._scores.extend(scores)
         self._decisions.extend(decisions)
         if self.feedback:
             for index, row_id in enumerate(instance_ids(record, count)):
@@ -155,15 +158,23 @@ class WindowCounts:
         if self._pending >= _CHUNK_ROWS:
             self.flush()
 
+    def _bin(self, name: str, values: list[Any]) -> None:
+        array = np.array(values, dtype=np.float64)  # None (missing) becomes NaN
+        self.numeric[name] += stats.bin_counts(array, self.profile.numeric[name].edges)
+        self.missing[name] += int(np.isnan(array).sum())
+
     def flush(self) -> None:
-        """Bin the values collected since the last flush."""
-        for name, values in self._values.items():
-            if not values:
-                continue
-            array = np.array(values, dtype=np.float64)  # None (missing) becomes NaN
-            self.numeric[name] += stats.bin_counts(array, self.profile.numeric[name].edges)
-            self.missing[name] += int(np.isnan(array).sum())
-            values.clear()
+        """Count the values collected since the last flush into the reference's bins."""
+        for name, values in zip(_FEATURES, self._columns, strict=True):
+            if values:
+                if name in self.categorical:
+                    self.categorical[name].update(values)
+                else:
+                    self._bin(name, values)
+                values.clear()
+        if self._scores:
+            self._bin(SCORE_COLUMN, self._scores)
+            self._scores.clear()
         if self._decisions:
             self.positive_decisions += int(np.count_nonzero(np.asarray(self._decisions)))
             self._decisions.clear()
