@@ -184,6 +184,8 @@ def test_realised_recall_under_the_floor_recommends_retraining_without_drift(
     assert demanding.recommendation == "retrain"
     assert demanding.reasons == [demanding.performance.message]
     assert "below the gate's floor 0.99" in demanding.performance.message
+    page = (tmp_path / "demanding" / "report.html").read_text()
+    assert "<b>Realised recall under the gate's floor: retraining recommended</b>" in page
 
     lenient = monitor(0.05, "lenient")
     assert lenient.performance.below_floor is False

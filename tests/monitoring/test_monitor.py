@@ -31,7 +31,9 @@ def test_an_undrifted_window_of_real_rows_is_not_drift(
     assert summary.data_quality.accepted_requests == WINDOW_ROWS
     written = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert MonitorSummary.from_dict(written) == summary
-    assert (tmp_path / "out" / "report.html").read_text().startswith("<!doctype html>")
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and "<b>No drift detected</b>" in page
+    assert "<script" not in page and "src=" not in page and "href=" not in page  # self-contained
 
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
@@ -48,6 +50,9 @@ def test_a_drifted_window_is_drift_naming_the_feature(
     assert summary.recommendation == "retrain"
     assert feature in summary.drifted_features
     assert any(reason.startswith(f"{feature}: drift") for reason in summary.reasons)
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert "<b>Drift detected: retraining recommended</b>" in page
+    assert f"<li>{feature}: drift" in page
 
 
 def test_a_window_under_min_rows_is_insufficient_data_never_drift(
@@ -67,3 +72,4 @@ def test_a_window_under_min_rows_is_insufficient_data_never_drift(
     assert summary.drift_detected is False
     assert summary.recommendation == "insufficient_data"
     assert {f.verdict for f in summary.features} == {"insufficient_data"}
+    assert "<b>Insufficient data: no verdict</b>" in (tmp_path / "out" / "report.html").read_text()

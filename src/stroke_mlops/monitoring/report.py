@@ -21,11 +21,18 @@ from stroke_mlops.monitoring.summary import (
 _NUMERIC_KINDS = ("numeric", "score")
 REFERENCE_COLOUR = "#8a9bb0"
 WINDOW_COLOUR = "#d9822b"
-VERDICT_COLOURS = {
-    "retrain": ("#b00020", "Drift detected: retraining recommended"),
-    "none": ("#1b7f3b", "No drift detected"),
-    "insufficient_data": ("#8a6d00", "Insufficient data: no verdict"),
-}
+RETRAIN_COLOUR, NONE_COLOUR, INSUFFICIENT_COLOUR = "#b00020", "#1b7f3b", "#8a6d00"
+
+
+def headline(summary: MonitorSummary) -> tuple[str, str]:
+    """(colour, verdict line) of the page's first box."""
+    if summary.recommendation == "insufficient_data":
+        return INSUFFICIENT_COLOUR, "Insufficient data: no verdict"
+    if summary.recommendation == "none":
+        return NONE_COLOUR, "No drift detected"
+    if summary.drift_detected:
+        return RETRAIN_COLOUR, "Drift detected: retraining recommended"
+    return RETRAIN_COLOUR, "Realised recall under the gate's floor: retraining recommended"
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;
@@ -199,7 +206,7 @@ def _quality_section(quality: DataQuality) -> str:
 
 def render_report(summary: MonitorSummary) -> str:
     """The whole page for a summary."""
-    colour, headline = VERDICT_COLOURS[summary.recommendation]
+    colour, verdict = headline(summary)
     window = f"{summary.since or 'first logged request'} → {summary.until or 'last'}"
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in summary.reasons)
     quality, prediction = summary.data_quality, summary.prediction
@@ -235,7 +242,7 @@ def render_report(summary: MonitorSummary) -> str:
         f'<div class="meta">model version <b>{title}</b> · window {html.escape(window)} · '
         f"{summary.rows} rows judged against {summary.reference_rows} reference rows · "
         f"generated {html.escape(summary.generated_at)}</div>"
-        f'<div class="verdict" style="background:{colour}"><b>{headline}</b>'
+        f'<div class="verdict" style="background:{colour}"><b>{verdict}</b>'
         f"<ul>{reasons}</ul></div>"
         f'<div class="cards">{cards}</div>'
         f"<h2 id=features>Features</h2>{legend}{_TABLE_HEAD}{_rows(summary.features)}</table>"
