@@ -49,7 +49,7 @@ from stroke_mlops.monitoring.summary import (
     Recommendation,
     Verdict,
 )
-from stroke_mlops.training.gate import GateThresholds
+from stroke_mlops.training.promotion_gate import GateThresholds
 
 __all__ = [
     "DEFAULT_ALPHA",

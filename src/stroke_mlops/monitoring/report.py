@@ -34,6 +34,7 @@ def headline(summary: MonitorSummary) -> tuple[str, str]:
         return RETRAIN_COLOUR, "Drift detected: retraining recommended"
     return RETRAIN_COLOUR, "Realised recall under the gate's floor: retraining recommended"
 
+
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;
 max-width:1180px;color:#1d232b;line-height:1.4;padding:0 16px}
