@@ -190,3 +190,24 @@ def test_realised_recall_under_the_floor_recommends_retraining_without_drift(
     lenient = monitor(0.05, "lenient")
     assert lenient.performance.below_floor is False
     assert lenient.recommendation == "none"
+
+
+def test_a_damaged_feedback_object_is_named_not_a_traceback(
+    monitored_store: MonitoredStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = _store_copy(monitored_store, tmp_path / "store")
+    record_feedback(str(store), {"a": 1})
+    damaged = store / FEEDBACK_DIR / "20990101T000000000000Z-x.jsonl"
+    damaged.write_text('{"request_id": "b", "stroke": 1, "recorded_at": "t"}\n{"stroke": 1}\n')
+    with pytest.raises(FeedbackError, match=r"Z-x\.jsonl line 2: not a feedback record"):
+        load_feedback(str(store))
+
+    (tmp_path / "logs").mkdir()
+    code = main(
+        ["monitor", "--store", str(store), "--requests", str(tmp_path / "logs"),
+         "--output", str(tmp_path / "out")]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("error: ") and "line 2: not a feedback record" in err
+    assert len(err.splitlines()) == 1

@@ -88,15 +88,20 @@ def load_feedback(store_uri: str) -> dict[str, Outcome]:
     for key in folder.list_keys(FEEDBACK_DIR + "/"):
         if not key.endswith(".jsonl"):
             continue
-        for line in folder.read(key).splitlines():
+        for number, line in enumerate(folder.read(key).splitlines(), start=1):
             if not line.strip():
                 continue
-            document = orjson.loads(line)
-            outcome = Outcome(
-                request_id=str(document["request_id"]),
-                stroke=int(document["stroke"]),
-                recorded_at=str(document["recorded_at"]),
-            )
+            try:
+                document = orjson.loads(line)
+                request_id, stroke = _check_outcome(
+                    document["request_id"], document["stroke"], where="outcome"
+                )
+                outcome = Outcome(request_id, stroke, str(document["recorded_at"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError, FeedbackError) as error:
+                raise FeedbackError(
+                    f"{folder.uri}/{key} line {number}: not a feedback record "
+                    f'{{"request_id", "stroke", "recorded_at"}} ({error})'
+                ) from error
             previous = latest.get(outcome.request_id)
             if previous is None or outcome.recorded_at >= previous.recorded_at:
                 latest[outcome.request_id] = outcome
