@@ -73,3 +73,12 @@ def test_a_window_under_min_rows_is_insufficient_data_never_drift(
     assert summary.recommendation == "insufficient_data"
     assert {f.verdict for f in summary.features} == {"insufficient_data"}
     assert "<b>Insufficient data: no verdict</b>" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_an_empty_log_folder_is_a_report_of_insufficient_data(
+    monitored_store: MonitoredStore, tmp_path: Path
+) -> None:
+    (tmp_path / "logs").mkdir()
+    summary = run_monitor(str(monitored_store.root), str(tmp_path / "logs"), tmp_path / "out")
+    assert (summary.rows, summary.recommendation) == (0, "insufficient_data")
+    assert MonitorSummary.from_json((tmp_path / "out" / "summary.json").read_text()) == summary
