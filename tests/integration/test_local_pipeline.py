@@ -140,7 +140,13 @@ def test_s3_store_run_then_failure_mid_publish_keeps_production(
     production_before = s3_bucket.read(pointer_key)
     assert json.loads(production_before)["version"] == first.outputs["published"]
     champion_files = s3_bucket.snapshot(f"models/stroke/versions/{first.outputs['published']}/")
-    assert len(champion_files) == 4
+    assert {key.rsplit("/", 1)[-1] for key in champion_files} == {
+        "model.joblib",
+        "signature.json",
+        "model_card.md",
+        "reference.csv",
+        "metadata.json",
+    }
 
     # The store fails while the second run uploads its model's metadata: the run must fail and
     # production must be exactly as it was.
