@@ -27,7 +27,7 @@ CREDENTIALS_ENV := $(OVERLAY)/credentials.env
 
 KFP_VERSION ?= 2.17.0
 KFP_MANIFESTS := github.com/kubeflow/pipelines/manifests/kustomize
-# Matches the CRD schemas the offline validator uses (../shared/schemas/kserve).
+# Matches the vendored CRDs (tools/crds/kserve) and the admission rules in tools/kserve_admission.py.
 KSERVE_VERSION ?= v0.20.0
 CERT_MANAGER_VERSION ?= v1.17.0
 
@@ -166,8 +166,8 @@ cluster-down: ## delete the local cluster (CLUSTER=kind|minikube) and everything
 	@if [ "$(CLUSTER)" = kind ]; then kind delete cluster --name $(CLUSTER_NAME); \
 	else minikube delete -p $(CLUSTER_NAME); fi
 
-validate-manifests: | $(INSTALLED) ## render both overlays and validate them strictly, offline
-	$(BIN)/python -m stroke_mlops.deploy.k8s_validation manifests/overlays/kind manifests/overlays/minikube
+validate-manifests: | $(INSTALLED) ## render both overlays; check schemas (vendored KServe CRDs) and KServe admission rules, offline
+	$(BIN)/python -m tools.validate_k8s manifests/overlays/kind manifests/overlays/minikube
 
 serving-runtime-manifest: | $(INSTALLED) ## regenerate manifests/base/serving-runtime.yaml from deploy.py
 	$(BIN)/python -c 'from stroke_mlops.deploy.kserve_objects import render_serving_runtime_manifest as r; print(r(), end="")' \

@@ -90,7 +90,6 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
         min_precision: float = 0.15,
         min_roc_auc: float = 0.83,
         champion_tolerance: float = 0.02,
-        canary_traffic_percent: int = 0,
     ) -> None:
         raw = platform(ingest(data_uri=data_uri).set_display_name("ingest"), s3=True)
         contract = platform(validate_data(raw_data=raw.outputs["raw_data"]), memory="2Gi")
@@ -176,8 +175,6 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
                 deploy(
                     model_uri=published.outputs["model_uri"],
                     version=published.outputs["version"],
-                    store_uri=store_uri,
-                    canary_traffic_percent=canary_traffic_percent,
                 ),
                 s3=True,
                 cpu="100m",

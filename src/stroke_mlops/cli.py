@@ -93,7 +93,6 @@ def _pipeline_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "min_precision": args.min_precision,
         "min_roc_auc": args.min_roc_auc,
         "champion_tolerance": args.champion_tolerance,
-        "canary_traffic_percent": args.canary_percent,
     }
 
 
@@ -201,8 +200,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         name=args.name,
         namespace=args.namespace,
         model_version=args.model_version,
-        canary_traffic_percent=args.canary_percent,
-        stable_storage_uri=args.stable_uri,
     )
     objects = [kserve_objects.build_serving_runtime(args.image or project_image()), service]
     if args.dry_run:
@@ -251,13 +248,6 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.02,
         help="how much worse than production a challenger may be (0.02)",
-    )
-    gate.add_argument(
-        "--canary-percent",
-        type=int,
-        default=0,
-        help="deploy: traffic share for the new model; the rest stays on the previous "
-        "production version (0 = replace it)",
     )
 
 
@@ -410,13 +400,6 @@ def build_parser() -> argparse.ArgumentParser:
     deploy_.add_argument("--name", default="stroke", help="InferenceService name (stroke)")
     deploy_.add_argument("--namespace", default="stroke-mlops", help="namespace (stroke-mlops)")
     deploy_.add_argument("--image", help="serving image (default: the project image tag)")
-    deploy_.add_argument(
-        "--canary-percent",
-        type=int,
-        default=None,
-        help="send this share of traffic to the new model (needs --stable-uri)",
-    )
-    deploy_.add_argument("--stable-uri", help="the current production model directory (canary)")
     deploy_.add_argument("--dry-run", action="store_true", help="print the YAML, apply nothing")
     deploy_.set_defaults(handler=cmd_deploy)
     return parser

@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from stroke_mlops.deploy import kserve_objects
-from stroke_mlops.deploy.k8s_validation import KUBERNETES_VERSION, validate_objects
 from tests.k8s.k8s_objects import MANIFESTS, REPO_ROOT, find
+from tools.validate_k8s import KUBERNETES_VERSION, admission_problems, validate_objects
 
 Rendered = tuple[str, list[dict[str, Any]]]
 S3_SECRET = "stroke-mlops-s3"
@@ -21,7 +21,7 @@ S3_KEYS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 def test_overlay_validates_strictly_with_zero_problems(overlay: Rendered) -> None:
     name, objects = overlay
-    problems = validate_objects(objects)
+    problems = validate_objects(objects) + admission_problems(objects)
     assert problems == [], f"{name}:\n" + "\n".join(map(str, problems))
 
 

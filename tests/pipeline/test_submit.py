@@ -81,8 +81,6 @@ def test_submit_creates_a_run_of_our_pipeline_with_its_parameters(
             "stroke-mlops",
             "--min-recall",
             "0.7",
-            "--canary-percent",
-            "10",
         ]
     )
     assert code == 0
@@ -102,6 +100,5 @@ def test_submit_creates_a_run_of_our_pipeline_with_its_parameters(
     assert parameters["data_uri"] == "s3://stroke-mlops/data/healthcare-dataset-stroke-data.csv"
     assert parameters["store_uri"] == "s3://stroke-mlops/models"
     assert parameters["min_recall"] == 0.7
-    assert parameters["canary_traffic_percent"] == 10
     # The cluster wiring travels with the run: the MinIO Secret for the pipeline pods.
     assert "stroke-mlops-s3" in json.dumps(spec)
