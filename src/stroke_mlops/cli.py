@@ -160,8 +160,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
         ui_url=args.ui_url,
     )
     print(f"run {run.run_id} created in experiment {args.experiment!r}")
-    print(f"watch it at {run.url}")
-    return EXIT_OK
+    print(f"watch it at {run.url}", flush=True)
+    if not args.wait:
+        return EXIT_OK
+    try:
+        outcome = cluster_runner.wait_for_run(
+            host=args.host,
+            run_id=run.run_id,
+            timeout_seconds=args.timeout,
+            poll_seconds=args.poll_seconds,
+        )
+    except cluster_runner.RunWaitTimeoutError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(outcome.describe(), file=sys.stdout if outcome.succeeded else sys.stderr)
+    return EXIT_OK if outcome.succeeded else EXIT_FAILED
 
 
 # --- serve --------------------------------------------------------------------------------
@@ -343,6 +356,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--ui-url", help="where you open the KFP UI, for the printed run link (default: --host)"
     )
     submit.add_argument("--run-name", default=None, help="run name (default: timestamped)")
+    submit.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the run to end; exit 1 unless it succeeded, naming the failed step",
+    )
+    submit.add_argument(
+        "--timeout", type=float, default=3600, help="with --wait: give up after this many s (3600)"
+    )
+    submit.add_argument(
+        "--poll-seconds", type=float, default=10, help="with --wait: seconds between checks (10)"
+    )
     _add_pipeline_options(submit)
     submit.set_defaults(handler=cmd_submit)
 
