@@ -1,9 +1,10 @@
 # One image for every KFP component and for the KServe predictor: stroke-mlops:<version>.
 #
-# Installs only from the host-built wheelhouse (no index, no compilers); `make image` runs
-#   docker build --build-arg BASE_IMAGE=stroke-mlops-base:bookworm ...
-# Any Debian-like base with python3 3.11 + venv works; with registry access the default
-# python:3.11-slim is fine (`make image BASE_IMAGE=python:3.11-slim`). Classic builder and BuildKit.
+# Installs only from the wheelhouse (no index, no compilers), downloaded for linux/amd64 whatever
+# the host (scripts/wheelhouse.sh); `make image` runs
+#   docker build --platform linux/amd64 --build-arg BASE_IMAGE=python:3.11-slim ...
+# Any Debian-like base with python3 3.11 + venv works; offline, CI uses its debootstrap base
+# (`make image BASE_IMAGE=stroke-mlops-base:bookworm`). Classic builder and BuildKit.
 ARG BASE_IMAGE=python:3.11-slim
 
 # --- dependencies: the pinned lock into /opt/venv (a layer that changes only with the lock) -------

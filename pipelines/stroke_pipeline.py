@@ -19,6 +19,7 @@ from typing import Any
 
 from kfp import dsl, kubernetes
 
+from components._image import IMAGE
 from components.deploy import deploy
 from components.evaluate import evaluate
 from components.gate import gate
@@ -201,6 +202,9 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
                 memory="512Mi",
             ).after(promoted)
             deployed.set_caching_options(False)
+            if cluster is not None:
+                # The ServingRuntime YAML the step emits names the image this run was compiled for.
+                deployed.set_env_variable("STROKE_MLOPS_IMAGE", IMAGE)
 
     return stroke_pipeline
 

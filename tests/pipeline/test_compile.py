@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +146,22 @@ def test_every_step_fits_on_a_4_cpu_kind_node_beside_kfp_and_kserve(
         assert resources["memoryLimit"] == resources["memoryRequest"], name
     train = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
     assert (train["cpuRequest"], train["cpuLimit"]) == (1.0, 2.0)  # bursts when the node is idle
+
+
+def test_one_image_variable_reaches_every_step_and_the_emitted_runtime(tmp_path: Path) -> None:
+    # The image is resolved when components are imported: compile in a fresh process, as
+    # `make submit IMAGE=...` does through STROKE_MLOPS_IMAGE.
+    image = "registry.example:5000/team/stroke-mlops:dev-1"
+    path = tmp_path / "pipeline.yaml"
+    subprocess.run(
+        [sys.executable, "-m", "stroke_mlops.cli", "compile", "--output", str(path)],
+        env={**os.environ, "STROKE_MLOPS_IMAGE": image},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    spec, _ = _load_documents(path)
+    executors = spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {image}
+    env = {e["name"]: e["value"] for e in executors["exec-deploy"]["container"]["env"]}
+    assert env["STROKE_MLOPS_IMAGE"] == image
