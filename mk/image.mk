@@ -21,6 +21,7 @@
 LOCK := requirements/runtime.lock
 WHEELHOUSE := wheelhouse
 WHEELHOUSE_DEPS := $(WHEELHOUSE)/deps/.complete
+IMAGE_LOCK := $(WHEELHOUSE)/image.lock
 WHEELHOUSE_PROJECT := $(WHEELHOUSE)/project/.complete
 # Build-time Python (tomllib); the venv's when present.
 HOST_PYTHON := $(firstword $(wildcard $(BIN)/python) $(PYTHON))
@@ -61,9 +62,16 @@ wheelhouse: $(WHEELHOUSE_DEPS) $(WHEELHOUSE_PROJECT) ## wheelhouse/: wheels of t
 
 # The lock's wheels for the image's platform (linux/amd64, CPython 3.11), not the host's; a fresh
 # folder each time, so no stale pins linger in the image's build context.
-$(WHEELHOUSE_DEPS): $(LOCK) scripts/wheelhouse.sh | $(INSTALLED)
-	scripts/wheelhouse.sh $(LOCK) $(WHEELHOUSE)/deps $(BIN)/pip
+$(WHEELHOUSE_DEPS): $(IMAGE_LOCK) scripts/wheelhouse.sh | $(INSTALLED)
+	scripts/wheelhouse.sh $(IMAGE_LOCK) $(WHEELHOUSE)/deps $(BIN)/pip
 	@touch $@
+
+# The lock without kserve-storage's unused storage backends (Azure, Hugging Face, git): the
+# image reads models from S3/MinIO and folders only.
+$(IMAGE_LOCK): $(LOCK) scripts/image_requirements.py
+	@mkdir -p $(WHEELHOUSE)
+	$(HOST_PYTHON) scripts/image_requirements.py $(LOCK) > $@.new && mv $@.new $@
+	@head -2 $@
 
 # The project wheel; build/ is removed so setuptools cannot reuse stale files from an older build.
 $(WHEELHOUSE_PROJECT): $(PROJECT_SOURCES) | $(INSTALLED)

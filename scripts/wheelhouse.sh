@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fill a wheelhouse folder with the image's wheels: every pin of the lock, for the IMAGE's platform
+# Fill a wheelhouse folder with the image's wheels: every pin of a lock, for the IMAGE's platform
 # (not the host's), so `make image` works the same on an x86_64 or arm64 Linux host or a Mac.
 #
 #   scripts/wheelhouse.sh LOCK OUT_DIR PIP
