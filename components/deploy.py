@@ -8,11 +8,9 @@ from components._image import IMAGE
 def deploy(
     model_uri: str,
     version: str,
-    store_uri: str,
-    canary_traffic_percent: int,
     manifests: Output[Artifact],
 ) -> str:
-    """Emit the KServe ServingRuntime + InferenceService YAML; apply it when in a cluster."""
+    """Emit the KServe ServingRuntime + InferenceService YAML; apply it (or fail) in a cluster."""
     from pathlib import Path
 
     from stroke_mlops import steps
@@ -22,8 +20,6 @@ def deploy(
     result = steps.deploy_version(
         model_uri,
         version=version,
-        store_uri=store_uri,
-        canary_traffic_percent=canary_traffic_percent,
         manifest_path=Path(manifests.path),
     )
     manifests.metadata.update(result)

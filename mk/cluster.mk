@@ -4,13 +4,16 @@
 #   make cluster-up            kind cluster + cert-manager + KFP + KServe + manifests/overlays/$(CLUSTER)
 #   make image image-load      build the project image and load it into the cluster's nodes
 #   make upload-data           the raw CSV into MinIO (s3://stroke-mlops/data/...)
-#   make submit                run the pipeline on the cluster
+#   make submit                run the pipeline on the cluster and wait for it (fails naming the step)
 #   make kfp-ui                open the KFP UI on http://127.0.0.1:8080
-#   make predict               one request to the deployed model
+#   make predict               wait for the InferenceService, then one request to it
 #   make cluster-down          delete the cluster
 #   make validate-manifests    render both overlays and validate them offline (no cluster needed)
 #
 # CLUSTER=minikube runs the same steps on minikube. Every target is safe to re-run.
+# IMAGE (mk/image.mk) is the one image name: `make image image-load cluster-app submit
+# IMAGE=registry.example/stroke-mlops:dev` builds, loads, installs the ServingRuntime with and
+# compiles the pipeline for that image.
 
 CLUSTER ?= kind
 CLUSTER_NAME ?= stroke-mlops
@@ -27,7 +30,7 @@ CREDENTIALS_ENV := $(OVERLAY)/credentials.env
 
 KFP_VERSION ?= 2.17.0
 KFP_MANIFESTS := github.com/kubeflow/pipelines/manifests/kustomize
-# Matches the CRD schemas the offline validator uses (../shared/schemas/kserve).
+# Matches the vendored CRDs (tools/crds/kserve) and the admission rules in tools/kserve_admission.py.
 KSERVE_VERSION ?= v0.20.0
 CERT_MANAGER_VERSION ?= v1.17.0
 
@@ -40,9 +43,11 @@ MINIO_LOCAL_PORT ?= 19000
 KFP_LOCAL_PORT ?= 8888
 KFP_UI_PORT ?= 8080
 PREDICTOR_LOCAL_PORT ?= 8081
+SUBMIT_TIMEOUT ?= 3600
+PREDICT_TIMEOUT ?= 600
 SERVING_RUNTIME_YAML := manifests/base/serving-runtime.yaml
 
-.PHONY: cluster-up cluster-create cluster-platform cluster-app image-load upload-data submit \
+.PHONY: cluster-up cluster-create cluster-platform cluster-app image-load upload-data submit pipeline.yaml \
 	kfp-ui predict cluster-down validate-manifests serving-runtime-manifest
 
 check_cluster = case "$(CLUSTER)" in kind|minikube) ;; \
@@ -106,8 +111,8 @@ $(CREDENTIALS_ENV):
 	@echo "wrote $@ (random MinIO credentials, gitignored)"
 
 cluster-app: $(CREDENTIALS_ENV)
-	@echo "==> stroke-mlops: MinIO, bucket, ServingRuntime, predictor account, RBAC ($(OVERLAY))"
-	$(KUBECTL) apply -k $(OVERLAY)
+	@echo "==> stroke-mlops: MinIO, bucket, ServingRuntime ($(IMAGE)), predictor account, RBAC ($(OVERLAY))"
+	scripts/render-overlay.sh $(OVERLAY) "$(IMAGE)" | $(KUBECTL) apply -f -
 	$(KUBECTL) -n $(APP_NAMESPACE) rollout status deployment/minio --timeout=5m
 	$(KUBECTL) -n $(APP_NAMESPACE) wait --for=condition=Complete job/create-bucket --timeout=5m
 
@@ -116,8 +121,12 @@ image-load: ## load the project image (make image) into the cluster's nodes
 	@test -n "$(IMAGE)" || { echo "IMAGE is not set (mk/image.mk defines it)"; exit 1; }
 	@docker image inspect "$(IMAGE)" >/dev/null 2>&1 || \
 	  { echo "image $(IMAGE) is not built yet: run 'make image' first"; exit 1; }
-	@if [ "$(CLUSTER)" = kind ]; then kind load docker-image "$(IMAGE)" --name $(CLUSTER_NAME); \
-	else minikube image load "$(IMAGE)" -p $(CLUSTER_NAME); fi
+	@# Through an archive: `kind load docker-image` fails with Docker's containerd image store
+	@# (kind#3795); `kind load image-archive` works with either store.
+	@archive=$$(mktemp /tmp/stroke-mlops-image.XXXXXX.tar); trap 'rm -f "$$archive"' EXIT; \
+	docker save --output "$$archive" "$(IMAGE)" && \
+	if [ "$(CLUSTER)" = kind ]; then kind load image-archive "$$archive" --name $(CLUSTER_NAME); \
+	else minikube image load "$$archive" -p $(CLUSTER_NAME); fi
 	@echo "loaded $(IMAGE) into $(KUBE_CONTEXT) (pods use imagePullPolicy IfNotPresent)"
 
 # Uploads argv[1] to the data URI; failures are one line (no traceback).
@@ -142,20 +151,33 @@ upload-data: $(DATA) | $(INSTALLED) ## copy the raw CSV into the cluster's MinIO
 	AWS_ENDPOINT_URL=http://127.0.0.1:$(MINIO_LOCAL_PORT) $(BIN)/python -c "$$UPLOAD_DATA_PY" $(DATA) \
 	  && echo "uploaded $(DATA) to $(DATA_URI)"
 
-submit: | $(INSTALLED) ## run the pipeline on the cluster (after image-load and upload-data)
+submit: | $(INSTALLED) ## run the pipeline on the cluster and wait; fails naming the failed step
+	@echo "Follow the run in the KFP UI meanwhile: make kfp-ui (another terminal), then the link below"
 	@$(call port_forward,kubeflow,svc/ml-pipeline-ui,$(KFP_LOCAL_PORT),80); \
-	$(BIN)/stroke-mlops submit --host http://127.0.0.1:$(KFP_LOCAL_PORT) \
+	STROKE_MLOPS_IMAGE="$(IMAGE)" $(BIN)/stroke-mlops submit --host http://127.0.0.1:$(KFP_LOCAL_PORT) \
 	  --ui-url http://127.0.0.1:$(KFP_UI_PORT) \
-	  --data $(DATA_URI) --store $(STORE_URI) --experiment $(EXPERIMENT)
-	@echo "Follow the run in the KFP UI: make kfp-ui, then open the link above"
+	  --data $(DATA_URI) --store $(STORE_URI) --experiment $(EXPERIMENT) \
+	  --wait --timeout $(SUBMIT_TIMEOUT)
+
+# The compiled pipeline for the plain kfp CLI path (README "Run on kind").
+pipeline.yaml: | $(INSTALLED)
+	STROKE_MLOPS_IMAGE="$(IMAGE)" $(BIN)/stroke-mlops compile --output $@
 
 kfp-ui: ## serve the KFP UI on http://127.0.0.1:8080 (Ctrl-C to stop)
 	@echo "KFP UI: http://127.0.0.1:$(KFP_UI_PORT)"
 	$(KUBECTL) -n kubeflow port-forward svc/ml-pipeline-ui $(KFP_UI_PORT):80
 
-predict: ## send kserve/examples/v1-predict.json to the deployed model
+predict: ## wait for the InferenceService to exist and be Ready, then send it kserve/examples/v1-predict.json
 	@test -f $(PREDICT_REQUEST) || { echo "$(PREDICT_REQUEST) not found"; exit 1; }
-	@$(KUBECTL) -n $(APP_NAMESPACE) wait --for=condition=Ready inferenceservice/stroke --timeout=5m >/dev/null || \
+	@# `kubectl wait` fails at once while the object does not exist yet: wait for it first.
+	@for waited in $$(seq 0 5 $(PREDICT_TIMEOUT)); do \
+	  $(KUBECTL) -n $(APP_NAMESPACE) get inferenceservice/stroke >/dev/null 2>&1 && break; \
+	  [ "$$waited" -ge $(PREDICT_TIMEOUT) ] && { echo "no InferenceService stroke after \
+	  $(PREDICT_TIMEOUT)s: did the run deploy? (make submit says)"; exit 1; }; \
+	  [ "$$waited" -eq 0 ] && echo "waiting for InferenceService stroke to be created..."; \
+	  sleep 5; done
+	@$(KUBECTL) -n $(APP_NAMESPACE) wait --for=condition=Ready inferenceservice/stroke \
+	  --timeout=$(PREDICT_TIMEOUT)s >/dev/null || \
 	  { echo "InferenceService stroke is not Ready: see docs/kind.md#troubleshooting"; exit 1; }
 	@$(call port_forward,$(APP_NAMESPACE),svc/stroke-predictor,$(PREDICTOR_LOCAL_PORT),80); \
 	curl --silent --show-error --fail-with-body -H 'Content-Type: application/json' \
@@ -166,8 +188,8 @@ cluster-down: ## delete the local cluster (CLUSTER=kind|minikube) and everything
 	@if [ "$(CLUSTER)" = kind ]; then kind delete cluster --name $(CLUSTER_NAME); \
 	else minikube delete -p $(CLUSTER_NAME); fi
 
-validate-manifests: | $(INSTALLED) ## render both overlays and validate them strictly, offline
-	$(BIN)/python -m stroke_mlops.deploy.k8s_validation manifests/overlays/kind manifests/overlays/minikube
+validate-manifests: | $(INSTALLED) ## render both overlays; check schemas (vendored KServe CRDs) and KServe admission rules, offline
+	$(BIN)/python -m tools.validate_k8s manifests/overlays/kind manifests/overlays/minikube
 
 serving-runtime-manifest: | $(INSTALLED) ## regenerate manifests/base/serving-runtime.yaml from deploy.py
 	$(BIN)/python -c 'from stroke_mlops.deploy.kserve_objects import render_serving_runtime_manifest as r; print(r(), end="")' \

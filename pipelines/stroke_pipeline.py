@@ -4,7 +4,10 @@
         └─ if blessed: publish → infra_validate → promote → deploy
 
 Thresholds are pipeline parameters, so both branches of the gate are reachable from a run's
-arguments. ``build_pipeline(cluster=ClusterConfig(...))`` attaches the Kubernetes side
+arguments. Caching is off for every step that reads something mutable: ingest (the data behind
+``data_uri``), the gate (the production model now) and everything after it (the store and the
+cluster); the steps in between are pure functions of their input artifacts.
+``build_pipeline(cluster=ClusterConfig(...))`` attaches the Kubernetes side
 (credentials Secret, endpoint, pull policy, resources, retries); ``build_pipeline()`` leaves
 it out for ``kfp.local``, which ignores platform config and takes credentials from the
 runner's environment.
@@ -16,6 +19,7 @@ from typing import Any
 
 from kfp import dsl, kubernetes
 
+from components._image import IMAGE
 from components.deploy import deploy
 from components.evaluate import evaluate
 from components.gate import gate
@@ -55,8 +59,15 @@ def _with_s3(task: dsl.PipelineTask, cluster: ClusterConfig) -> None:
     task.set_retry(num_retries=cluster.network_retries, backoff_duration="10s")
 
 
-def _sized(task: dsl.PipelineTask, cpu: str, memory: str) -> None:
-    task.set_cpu_request(cpu).set_cpu_limit(cpu).set_memory_request(memory)
+# What one step may request on a 4-CPU / 8 GiB kind node beside Kubernetes (~1 CPU), KFP 2.17
+# (~1 CPU, ~3.5 GiB), KServe (0.2 CPU), MinIO and the predictor (docs/kind.md#resources).
+# A step may burst up to its CPU limit when the node is idle; memory limits equal requests.
+STEP_CPU_REQUEST_MAX = 1.0
+STEP_MEMORY_MAX_GIB = 2.0
+
+
+def _sized(task: dsl.PipelineTask, cpu: str, memory: str, cpu_limit: str | None = None) -> None:
+    task.set_cpu_request(cpu).set_cpu_limit(cpu_limit or cpu).set_memory_request(memory)
     task.set_memory_limit(memory)
 
 
@@ -64,11 +75,16 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
     """Return the pipeline function, wired for a cluster when ``cluster`` is given."""
 
     def platform(
-        task: dsl.PipelineTask, *, s3: bool = False, cpu: str = "500m", memory: str = "1Gi"
+        task: dsl.PipelineTask,
+        *,
+        s3: bool = False,
+        cpu: str = "500m",
+        memory: str = "1Gi",
+        cpu_limit: str | None = None,
     ) -> dsl.PipelineTask:
         if cluster is not None:
             kubernetes.set_image_pull_policy(task, cluster.image_pull_policy)
-            _sized(task, cpu, memory)
+            _sized(task, cpu, memory, cpu_limit)
             if s3:
                 _with_s3(task, cluster)
         return task
@@ -90,9 +106,12 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
         min_precision: float = 0.15,
         min_roc_auc: float = 0.83,
         champion_tolerance: float = 0.02,
-        canary_traffic_percent: int = 0,
     ) -> None:
         raw = platform(ingest(data_uri=data_uri).set_display_name("ingest"), s3=True)
+        # The bytes behind data_uri can change while the URI stays the same: always read them.
+        # Downstream steps stay cacheable: KFP keys them on their input artifacts (by identity,
+        # backend/src/v2/cacheutils/cache.go:186-197 at 2.17.0), which a fresh ingest replaces.
+        raw.set_caching_options(False)
         contract = platform(validate_data(raw_data=raw.outputs["raw_data"]), memory="2Gi")
         contract.set_display_name("validate data (Great Expectations)")
         enforced = platform(
@@ -117,7 +136,8 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
                 seed=seed,
                 precision_floor=precision_floor,
             ),
-            cpu="2",
+            cpu="1",  # two would not fit beside KFP and KServe on a 4-CPU node
+            cpu_limit="2",
             memory="2Gi",
         )
         evaluated = platform(
@@ -177,14 +197,15 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
                 deploy(
                     model_uri=published.outputs["model_uri"],
                     version=published.outputs["version"],
-                    store_uri=store_uri,
-                    canary_traffic_percent=canary_traffic_percent,
                 ),
                 s3=True,
                 cpu="100m",
                 memory="512Mi",
             ).after(promoted)
             deployed.set_caching_options(False)
+            if cluster is not None:
+                # The ServingRuntime YAML the step emits names the image this run was compiled for.
+                deployed.set_env_variable("STROKE_MLOPS_IMAGE", IMAGE)
 
     return stroke_pipeline
 

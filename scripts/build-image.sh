@@ -18,7 +18,8 @@ ls wheelhouse/deps/*.whl wheelhouse/project/stroke_mlops-*.whl >/dev/null 2>&1 \
 started=$(date +%s)
 say "$IMAGE from $BASE_IMAGE (version $VERSION, revision $GIT_REVISION)"
 # Host networking: the engine may run without a bridge; the build itself needs no network.
-docker build --network host \
+# IMAGE_PLATFORM (make image sets linux/amd64): the platform the wheelhouse was downloaded for.
+docker build --network host ${IMAGE_PLATFORM:+--platform "$IMAGE_PLATFORM"} \
   --build-arg BASE_IMAGE="$BASE_IMAGE" \
   --build-arg VERSION="$VERSION" \
   --build-arg STROKE_MLOPS_GIT_REVISION="$GIT_REVISION" \

@@ -100,7 +100,6 @@ def _pipeline_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "min_precision": args.min_precision,
         "min_roc_auc": args.min_roc_auc,
         "champion_tolerance": args.champion_tolerance,
-        "canary_traffic_percent": args.canary_percent,
     }
 
 
@@ -168,8 +167,21 @@ def cmd_submit(args: argparse.Namespace) -> int:
         ui_url=args.ui_url,
     )
     print(f"run {run.run_id} created in experiment {args.experiment!r}")
-    print(f"watch it at {run.url}")
-    return EXIT_OK
+    print(f"watch it at {run.url}", flush=True)
+    if not args.wait:
+        return EXIT_OK
+    try:
+        outcome = cluster_runner.wait_for_run(
+            host=args.host,
+            run_id=run.run_id,
+            timeout_seconds=args.timeout,
+            poll_seconds=args.poll_seconds,
+        )
+    except cluster_runner.RunWaitTimeoutError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(outcome.describe(), file=sys.stdout if outcome.succeeded else sys.stderr)
+    return EXIT_OK if outcome.succeeded else EXIT_FAILED
 
 
 # --- serve --------------------------------------------------------------------------------
@@ -208,8 +220,6 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         name=args.name,
         namespace=args.namespace,
         model_version=args.model_version,
-        canary_traffic_percent=args.canary_percent,
-        stable_storage_uri=args.stable_uri,
     )
     objects = [kserve_objects.build_serving_runtime(args.image or project_image()), service]
     if args.dry_run:
@@ -264,6 +274,68 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# --- models -------------------------------------------------------------------------------
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from stroke_mlops.registry.store import open_store
+    from stroke_mlops.registry.versions import describe_versions, render_table
+
+    store = open_store(args.store)
+    summaries = describe_versions(store)
+    if not summaries:
+        print(f"{store.uri}: no published versions")
+        return EXIT_OK
+    print(render_table(summaries))
+    if not any(s.is_production for s in summaries):
+        print("(nothing is in production yet)")
+    return EXIT_OK
+
+
+def cmd_models_show(args: argparse.Namespace) -> int:
+    from stroke_mlops.registry.store import open_store
+    from stroke_mlops.registry.versions import describe_version
+
+    store = open_store(args.store)
+    summary = describe_version(store, args.version, production=store.production())
+    print(f"version:     {summary.version}{'  (production)' if summary.is_production else ''}")
+    print(f"uri:         {summary.uri}")
+    print(f"created:     {summary.created_at or '-'}")
+    print(f"model:       {summary.selected_model or '-'}")
+    print(f"threshold:   {summary.threshold if summary.threshold is not None else '-'}")
+    for name, value in summary.test_metrics.items():
+        print(f"test {name + ':':<8}{value:.4f}")
+    print(f"gate:        {summary.gate or '-'}")
+    if args.card and summary.model_card:
+        print("\n" + summary.model_card.rstrip())
+    return EXIT_OK
+
+
+def cmd_models_rollback(args: argparse.Namespace) -> int:
+    import os
+
+    from stroke_mlops.deploy import kserve_objects
+    from stroke_mlops.registry.store import open_store
+    from stroke_mlops.registry.versions import rollback
+
+    store = open_store(args.store)
+    pointer, previous = rollback(store, args.version)
+    print(f"production: {previous} -> {pointer.version} ({pointer.uri})")
+    service = kserve_objects.build_inference_service(
+        pointer.uri, name=args.name, namespace=args.namespace, model_version=pointer.version
+    )
+    if not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        print(
+            "not redeployed (not inside a cluster); to serve it now: stroke-mlops deploy "
+            f"--model-uri {pointer.uri} --model-version {pointer.version} --dry-run "
+            "| kubectl apply -f -"
+        )
+        return EXIT_OK
+    result = kserve_objects.apply_objects([service], namespace=args.namespace)
+    print(result.message, file=sys.stdout if result.applied else sys.stderr)
+    return EXIT_OK if result.applied else EXIT_FAILED
+
+
 # --- parser -------------------------------------------------------------------------------
 
 
@@ -302,13 +374,6 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=0.02,
         help="how much worse than production a challenger may be (0.02)",
-    )
-    gate.add_argument(
-        "--canary-percent",
-        type=int,
-        default=0,
-        help="deploy: traffic share for the new model; the rest stays on the previous "
-        "production version (0 = replace it)",
     )
 
 
@@ -404,6 +469,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--ui-url", help="where you open the KFP UI, for the printed run link (default: --host)"
     )
     submit.add_argument("--run-name", default=None, help="run name (default: timestamped)")
+    submit.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the run to end; exit 1 unless it succeeded, naming the failed step",
+    )
+    submit.add_argument(
+        "--timeout", type=float, default=3600, help="with --wait: give up after this many s (3600)"
+    )
+    submit.add_argument(
+        "--poll-seconds", type=float, default=10, help="with --wait: seconds between checks (10)"
+    )
     _add_pipeline_options(submit)
     submit.set_defaults(handler=cmd_submit)
 
@@ -461,13 +537,6 @@ def build_parser() -> argparse.ArgumentParser:
     deploy_.add_argument("--name", default="stroke", help="InferenceService name (stroke)")
     deploy_.add_argument("--namespace", default="stroke-mlops", help="namespace (stroke-mlops)")
     deploy_.add_argument("--image", help="serving image (default: the project image tag)")
-    deploy_.add_argument(
-        "--canary-percent",
-        type=int,
-        default=None,
-        help="send this share of traffic to the new model (needs --stable-uri)",
-    )
-    deploy_.add_argument("--stable-uri", help="the current production model directory (canary)")
     deploy_.add_argument("--dry-run", action="store_true", help="print the YAML, apply nothing")
     deploy_.set_defaults(handler=cmd_deploy)
 
@@ -505,6 +574,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     feedback.add_argument("--labels", required=True, metavar="FILE", help="CSV request_id,stroke")
     feedback.set_defaults(handler=cmd_feedback)
+    models = commands.add_parser(
+        "models",
+        help="list the store's versions, show one, roll production back",
+        description="Versions are read from the store and verified (sha256) before use.",
+    )
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    list_ = model_commands.add_parser(
+        "list", help="every version with its test metrics and gate result; * = production"
+    )
+    show = model_commands.add_parser("show", help="one version in detail")
+    show.add_argument("version", help="a version name, as `models list` prints it")
+    show.add_argument("--card", action="store_true", help="also print the model card")
+    back = model_commands.add_parser(
+        "rollback",
+        help="point production back at an earlier version (one atomic pointer write)",
+        description="Inside a cluster the InferenceService is redeployed with that version; "
+        "outside one the command to do so is printed.",
+    )
+    back.add_argument("version", help="the earlier version to put back in production")
+    back.add_argument("--name", default="stroke", help="InferenceService name (stroke)")
+    back.add_argument("--namespace", default="stroke-mlops", help="namespace (stroke-mlops)")
+    for sub, handler in ((list_, cmd_models_list), (show, cmd_models_show),
+                         (back, cmd_models_rollback)):  # fmt: skip
+        sub.add_argument(
+            "--store", required=True, help="model store: a folder or s3://bucket/prefix"
+        )
+        sub.set_defaults(handler=handler)
     return parser
 
 

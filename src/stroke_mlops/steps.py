@@ -337,44 +337,35 @@ def promote_version(store_uri: str, version: str) -> dict[str, Any]:
     return asdict(pointer)
 
 
+class DeployError(RuntimeError):
+    """Applying the KServe objects inside a cluster failed; the message is the API server's."""
+
+
 def deploy_version(
     model_uri: str,
     *,
     version: str,
-    store_uri: str,
-    canary_traffic_percent: int,
     manifest_path: Path,
+    api_client: Any = None,
 ) -> dict[str, Any]:
     """Emit the ServingRuntime and InferenceService YAML; apply the InferenceService in-cluster.
 
-    The YAML is written every run (the artifact a person or GitOps applies). Applying happens
-    only inside a cluster with permission; otherwise the result says why it was not applied.
-    With a canary percentage, the previous production version keeps the rest of the traffic.
+    The YAML is written every run (the artifact a person or GitOps applies). Outside a cluster
+    the result says why nothing was applied; inside one (or with ``api_client``) a failed apply
+    raises DeployError with the API server's (or KServe's admission webhook's) message, so the
+    run fails instead of ending green with no model served.
     """
     from stroke_mlops.deploy import kserve_objects
     from stroke_mlops.image import project_image
-    from stroke_mlops.registry.store import open_store
 
-    stable_uri = None
-    if canary_traffic_percent:
-        pointer = open_store(store_uri).production()
-        previous = pointer.previous if pointer else None
-        if previous is None:
-            log.info("no previous production version: deploying without a canary")
-            canary_traffic_percent = 0
-        else:
-            stable_uri = open_store(store_uri).version_uri(previous)
-    service = kserve_objects.build_inference_service(
-        model_uri,
-        model_version=version,
-        canary_traffic_percent=canary_traffic_percent or None,
-        stable_storage_uri=stable_uri,
-    )
+    service = kserve_objects.build_inference_service(model_uri, model_version=version)
     runtime = kserve_objects.build_serving_runtime(project_image())
     manifest_path.write_text(kserve_objects.render_yaml([runtime, service]))
     # The ServingRuntime is installed with the manifests; the pipeline's RBAC covers only
     # InferenceServices, so that is all it applies.
-    result = kserve_objects.apply_objects([service])
+    result = kserve_objects.apply_objects([service], api_client=api_client)
+    if result.in_cluster and not result.applied:
+        raise DeployError(f"deploy of {version} failed: {result.message}")
     log.info("deploy: %s", result.message)
     return {"applied": result.applied, "message": result.message, "actions": list(result.actions)}
 

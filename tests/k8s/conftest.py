@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from stroke_mlops.deploy.k8s_validation import render_kustomize
 from tests.k8s.k8s_objects import MANIFESTS, OVERLAYS
+from tools.validate_k8s import render_kustomize
 
 
 @pytest.fixture(scope="session", params=OVERLAYS)

@@ -2,6 +2,8 @@
 
 The API server here is a small fake on 127.0.0.1 speaking the Kubernetes REST paths for custom
 objects; the real ``kubernetes`` client talks to it, so requests, status codes and bodies are real.
+Like a cluster with KServe installed, it runs KServe's admission rules (tools/kserve_admission.py)
+on every create and replace, and denies with the webhook's message.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from typing import Any
 import pytest
 from kubernetes.client import ApiClient, Configuration
 
+from stroke_mlops import steps
 from stroke_mlops.deploy import kserve_objects
+from tools.kserve_admission import check_objects
 
 ISVC_PATH = "/apis/serving.kserve.io/v1beta1/namespaces/stroke-mlops/inferenceservices"
 FORBIDDEN_MESSAGE = (
@@ -74,10 +78,23 @@ def _handler(state: FakeApiState) -> type[BaseHTTPRequestHandler]:
             else:
                 self._status(404, "NotFound", "not found")
 
+        def _admitted(self, body: dict[str, Any]) -> bool:
+            problems = check_objects([body])
+            if problems:
+                webhook = f"{body['kind'].lower()}.kserve-webhook-server.validator"
+                self._status(
+                    400,
+                    "BadRequest",
+                    f'admission webhook "{webhook}" denied the request: {problems[0].message}',
+                )
+            return not problems
+
         def do_POST(self) -> None:
             if not self._common():
                 return
             body = self._read()
+            if not self._admitted(body):
+                return
             body["metadata"]["resourceVersion"] = "1"
             body["metadata"].setdefault("annotations", {})["added-by/controller"] = "yes"
             state.objects[f"{self.path}/{body['metadata']['name']}"] = body
@@ -87,6 +104,8 @@ def _handler(state: FakeApiState) -> type[BaseHTTPRequestHandler]:
             if not self._common():
                 return
             body = self._read()
+            if not self._admitted(body):
+                return
             if state.conflicts_left:
                 state.conflicts_left -= 1
                 state.objects[self.path]["metadata"]["resourceVersion"] += "0"
@@ -142,7 +161,8 @@ def test_a_pod_without_a_service_account_token_is_not_applied(
     monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
     result = kserve_objects.apply_objects([_isvc()])
     assert result.applied is False
-    assert result.message.startswith("emitted, not applied: in-cluster configuration did not load")
+    assert result.in_cluster is True  # inside a pod this is a failure, not a local run
+    assert result.message.startswith("not applied: in-cluster configuration did not load")
 
 
 def test_creates_then_replaces_keeping_what_others_added(
@@ -167,17 +187,6 @@ def test_creates_then_replaces_keeping_what_others_added(
     assert stored["metadata"]["annotations"]["added-by/controller"] == "yes"
 
 
-def test_replace_removes_a_canary_that_is_no_longer_wanted(
-    fake_api: tuple[ApiClient, FakeApiState],
-) -> None:
-    client, state = fake_api
-    old, new = "s3://b/models/v1/", "s3://b/models/v2/"
-    canary = _isvc(new, canary_traffic_percent=10, stable_storage_uri=old)
-    assert kserve_objects.apply_objects([canary], api_client=client).applied
-    assert kserve_objects.apply_objects([_isvc(new)], api_client=client).applied  # promote
-    assert "canary" not in state.objects[f"{ISVC_PATH}/stroke"]["spec"]
-
-
 def test_a_conflict_is_retried_once(fake_api: tuple[ApiClient, FakeApiState]) -> None:
     client, state = fake_api
     assert kserve_objects.apply_objects([_isvc()], api_client=client).applied
@@ -195,7 +204,7 @@ def test_forbidden_names_the_missing_verb_and_resource(
     result = kserve_objects.apply_objects([_isvc()], api_client=client)
     assert result.applied is False
     assert result.message.startswith(
-        "emitted, not applied: forbidden: the service account lacks RBAC verb 'get' on "
+        "not applied: forbidden: the service account lacks RBAC verb 'get' on "
         "inferenceservices.serving.kserve.io in namespace 'stroke-mlops'"
     )
     assert "manifests/base/pipeline-runner-rbac.yaml" in result.message
@@ -208,7 +217,7 @@ def test_a_server_error_is_reported_not_raised(fake_api: tuple[ApiClient, FakeAp
     result = kserve_objects.apply_objects([_isvc()], api_client=client)
     assert result.applied is False
     assert result.message == (
-        "emitted, not applied: get InferenceService stroke-mlops/stroke failed with HTTP 500: "
+        "not applied: get InferenceService stroke-mlops/stroke failed with HTTP 500: "
         "etcd is unhappy"
     )
 
@@ -223,7 +232,8 @@ def test_an_unreachable_api_server_is_reported_not_raised() -> None:
     with ApiClient(configuration) as client:
         result = kserve_objects.apply_objects([_isvc()], api_client=client)
     assert result.applied is False
-    assert result.message.startswith("emitted, not applied: cannot reach the Kubernetes API server")
+    assert result.in_cluster is True
+    assert result.message.startswith("not applied: cannot reach the Kubernetes API server")
 
 
 def test_kinds_it_does_not_apply_and_foreign_namespaces_are_refused(
@@ -256,3 +266,48 @@ def test_runtime_and_inference_service_are_applied_together(
         "/apis/serving.kserve.io/v1alpha1/namespaces/stroke-mlops/servingruntimes/"
         "stroke-mlops-runtime" in state.objects
     )
+
+
+def test_an_object_kserve_refuses_fails_with_the_webhooks_message(
+    fake_api: tuple[ApiClient, FakeApiState],
+) -> None:
+    client, _ = fake_api
+    isvc = kserve_objects.to_manifest(_isvc())
+    isvc["spec"]["predictor"]["model"]["name"] = "kserve-container"  # defect 1 of issue 11
+    result = kserve_objects.apply_objects([isvc], api_client=client)
+    assert (result.applied, result.in_cluster) == (False, True)
+    assert result.message == (
+        "not applied: create InferenceService stroke-mlops/stroke failed with HTTP 400: "
+        'admission webhook "inferenceservice.kserve-webhook-server.validator" denied the '
+        "request: the 'name' field is not allowed in standard predictor"
+    )
+
+
+def test_the_deploy_step_fails_the_run_when_the_cluster_refuses(
+    fake_api: tuple[ApiClient, FakeApiState], tmp_path: Any
+) -> None:
+    client, state = fake_api
+    state.fail_with = 403
+    with pytest.raises(steps.DeployError, match=r"deploy of v1 failed: not applied: forbidden"):
+        steps.deploy_version(
+            "s3://stroke-mlops/models/stroke/versions/v1/",
+            version="v1",
+            manifest_path=tmp_path / "kserve.yaml",
+            api_client=client,
+        )
+    assert "kind: InferenceService" in (tmp_path / "kserve.yaml").read_text()  # still emitted
+
+
+def test_the_deploy_step_applies_in_a_cluster_and_emits_outside_one(
+    fake_api: tuple[ApiClient, FakeApiState], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _ = fake_api
+    uri = "s3://stroke-mlops/models/stroke/versions/v1/"
+    applied = steps.deploy_version(
+        uri, version="v1", manifest_path=tmp_path / "a.yaml", api_client=client
+    )
+    assert applied["applied"] is True
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    local = steps.deploy_version(uri, version="v1", manifest_path=tmp_path / "b.yaml")
+    assert local["applied"] is False
+    assert local["message"].startswith("emitted, not applied: not running inside")

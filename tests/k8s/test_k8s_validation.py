@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,8 @@ import pytest
 import yaml
 
 from stroke_mlops.deploy import kserve_objects
-from stroke_mlops.deploy.k8s_validation import (
+from tests.k8s.k8s_objects import MANIFESTS, find
+from tools.validate_k8s import (
     CRD_DIR_ENV,
     KustomizeError,
     ValidationProblem,
@@ -20,7 +22,6 @@ from stroke_mlops.deploy.k8s_validation import (
     strict_crd_schema,
     validate_objects,
 )
-from tests.k8s.k8s_objects import MANIFESTS, find
 
 
 def _messages(problems: list[ValidationProblem]) -> list[str]:
@@ -75,12 +76,11 @@ def test_unknown_field_in_custom_resource_metadata_is_rejected() -> None:
 def test_wrong_types_and_ranges_are_rejected_everywhere(kind_objects: list[dict]) -> None:
     minio = find(kind_objects, "Deployment", "minio")
     minio["spec"]["replicas"] = "1"
-    isvc = kserve_objects.to_manifest(
-        kserve_objects.build_inference_service(
-            "s3://b/new/", canary_traffic_percent=10, stable_storage_uri="s3://b/old/"
-        )
-    )
-    isvc["spec"]["canary"][0]["trafficPercent"] = 101
+    isvc = kserve_objects.to_manifest(kserve_objects.build_inference_service("s3://b/new/"))
+    canary_predictor = copy.deepcopy(isvc["spec"]["predictor"])
+    canary_predictor["name"] = "candidate"
+    canary_predictor["model"]["name"] = "kserve-container"  # the CRD requires it in a canary
+    isvc["spec"]["canary"] = [{"trafficPercent": 101, "predictor": canary_predictor}]
     isvc["spec"]["predictor"]["minReplicas"] = "one"
     problems = validate_objects([minio, isvc])
     assert [(p.kind, p.path) for p in problems] == [

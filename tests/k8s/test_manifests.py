@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import yaml
 
 from stroke_mlops.deploy import kserve_objects
-from stroke_mlops.deploy.k8s_validation import KUBERNETES_VERSION, validate_objects
 from tests.k8s.k8s_objects import MANIFESTS, REPO_ROOT, find
+from tools.validate_k8s import KUBERNETES_VERSION, admission_problems, validate_objects
 
 Rendered = tuple[str, list[dict[str, Any]]]
 S3_SECRET = "stroke-mlops-s3"
@@ -21,7 +23,7 @@ S3_KEYS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 def test_overlay_validates_strictly_with_zero_problems(overlay: Rendered) -> None:
     name, objects = overlay
-    problems = validate_objects(objects)
+    problems = validate_objects(objects) + admission_problems(objects)
     assert problems == [], f"{name}:\n" + "\n".join(map(str, problems))
 
 
@@ -204,3 +206,34 @@ def test_kind_node_image_is_the_kubernetes_version_the_validator_uses() -> None:
     match = re.fullmatch(r"kindest/node:v(\d+\.\d+)\.\d+@sha256:[0-9a-f]{64}", node["image"])
     assert match, f"node image must be pinned by tag and digest: {node['image']}"
     assert match.group(1) == KUBERNETES_VERSION
+
+
+def _render_with_image(tmp_path: Path, image: str) -> subprocess.CompletedProcess[str]:
+    """scripts/render-overlay.sh on a copy of manifests/ holding the example credentials."""
+    copy = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, copy)
+    overlay = copy / "overlays" / "kind"
+    shutil.copyfile(overlay / "credentials.env.example", overlay / "credentials.env")
+    return subprocess.run(
+        [str(REPO_ROOT / "scripts" / "render-overlay.sh"), str(overlay), image],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_image_variable_reaches_the_serving_runtime(tmp_path: Path) -> None:
+    result = _render_with_image(tmp_path, "registry.example:5000/team/stroke-mlops:dev-1")
+    assert result.returncode == 0, result.stderr
+    objects = [o for o in yaml.safe_load_all(result.stdout) if o]
+    runtime = find(objects, "ServingRuntime", "stroke-mlops-runtime")
+    (container,) = runtime["spec"]["containers"]
+    assert container["image"] == "registry.example:5000/team/stroke-mlops:dev-1"
+    assert validate_objects(objects) + admission_problems(objects) == []
+
+
+def test_an_image_without_a_tag_is_refused(tmp_path: Path) -> None:
+    result = _render_with_image(tmp_path, "registry.example:5000/stroke-mlops")
+    assert result.returncode == 1
+    assert "has no tag: expected [registry/]name:tag" in result.stderr

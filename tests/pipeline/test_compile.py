@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from pipelines.stroke_pipeline import ClusterConfig, compile_pipeline
+from pipelines.stroke_pipeline import (
+    STEP_CPU_REQUEST_MAX,
+    STEP_MEMORY_MAX_GIB,
+    ClusterConfig,
+    compile_pipeline,
+)
 from stroke_mlops.image import project_image
 
 S3_TASKS = {"ingest", "gate", "publish", "infra-validate", "promote", "deploy"}
@@ -53,8 +61,6 @@ def test_s3_secret_and_endpoint_are_wired_where_needed(cluster_yaml: tuple[dict,
         container = spec["deploymentSpec"]["executors"][f"exec-{name}"]["container"]
         env = {e["name"]: e["value"] for e in container.get("env", [])}
         assert env["AWS_ENDPOINT_URL"].startswith("http://minio.stroke-mlops.svc")
-    for name in ("gate", "publish", "infra-validate", "promote", "deploy"):  # "production now"
-        assert spec["root"]["dag"]["tasks"].get(name, {}).get("cachingOptions", {}) == {}
     assert all(cfg.get("imagePullPolicy") == "IfNotPresent" for cfg in executors.values())
 
 
@@ -93,3 +99,69 @@ def test_local_compile_has_no_kubernetes_wiring(tmp_path: Path) -> None:
     compile_pipeline(str(path))
     _, platform = _load_documents(path)
     assert platform == {}
+
+
+def _all_tasks(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every task of the pipeline, in the root DAG and in every sub-DAG (the gate's branch)."""
+    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec["components"].values() if "dag" in c]
+    tasks = {}
+    for dag in dags:
+        for name, task in dag["tasks"].items():
+            assert name not in tasks, f"task name {name} appears twice"
+            tasks[name] = task
+    return tasks
+
+
+def test_caching_is_off_wherever_a_step_reads_something_mutable(
+    cluster_yaml: tuple[dict, dict],
+) -> None:
+    spec, _ = cluster_yaml
+    tasks = _all_tasks(spec)
+    cached = {
+        name
+        for name, task in tasks.items()
+        if task.get("cachingOptions", {}).get("enableCache")
+        and "componentRef" in task
+        and not name.startswith("condition")
+    }
+    # Pure functions of their input artifacts; a fresh ingest gives them new inputs.
+    assert cached == {"validate-data", "enforce-contract", "preprocess", "train", "evaluate"}
+    # ingest reads data_uri; gate, publish, infra-validate, promote, deploy read or change
+    # production. They sit in the root DAG and inside the gate's condition.
+    uncached = {"ingest", "gate", "publish", "infra-validate", "promote", "deploy"}
+    assert uncached <= set(tasks)
+    for name in uncached:
+        assert tasks[name].get("cachingOptions", {}) == {}, name
+
+
+def test_every_step_fits_on_a_4_cpu_kind_node_beside_kfp_and_kserve(
+    cluster_yaml: tuple[dict, dict],
+) -> None:
+    spec, _ = cluster_yaml
+    for name, executor in spec["deploymentSpec"]["executors"].items():
+        resources = executor["container"]["resources"]
+        assert 0 < resources["cpuRequest"] <= STEP_CPU_REQUEST_MAX, name
+        assert resources["cpuLimit"] >= resources["cpuRequest"], name
+        assert resources["memoryRequest"] * 1e9 <= STEP_MEMORY_MAX_GIB * 2**30, name
+        assert resources["memoryLimit"] == resources["memoryRequest"], name
+    train = spec["deploymentSpec"]["executors"]["exec-train"]["container"]["resources"]
+    assert (train["cpuRequest"], train["cpuLimit"]) == (1.0, 2.0)  # bursts when the node is idle
+
+
+def test_one_image_variable_reaches_every_step_and_the_emitted_runtime(tmp_path: Path) -> None:
+    # The image is resolved when components are imported: compile in a fresh process, as
+    # `make submit IMAGE=...` does through STROKE_MLOPS_IMAGE.
+    image = "registry.example:5000/team/stroke-mlops:dev-1"
+    path = tmp_path / "pipeline.yaml"
+    subprocess.run(
+        [sys.executable, "-m", "stroke_mlops.cli", "compile", "--output", str(path)],
+        env={**os.environ, "STROKE_MLOPS_IMAGE": image},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    spec, _ = _load_documents(path)
+    executors = spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {image}
+    env = {e["name"]: e["value"] for e in executors["exec-deploy"]["container"]["env"]}
+    assert env["STROKE_MLOPS_IMAGE"] == image

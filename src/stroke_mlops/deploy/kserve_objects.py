@@ -3,7 +3,9 @@
 ``build_serving_runtime`` and ``build_inference_service`` return the kserve SDK's typed models;
 ``render_yaml`` turns them into the manifests a user can read, commit or ``kubectl apply``;
 ``apply_objects`` creates or replaces them through the Kubernetes API only when it runs inside a
-cluster, and otherwise says why it did not ("emitted, not applied: ...").
+cluster, and otherwise says why it did not ("emitted, not applied: ..."). Inside a cluster a
+failure is a failure ("not applied: <what the API server or KServe's webhook said>",
+``in_cluster=True``), so the deploy step can fail the run with it.
 
 The kserve SDK takes about a second to import, so it is imported where it is used: importing this
 module stays cheap for the CLI.
@@ -49,7 +51,6 @@ SERVE_ARGS = (
     "--host",
     POD_HOST,
 )
-DEFAULT_CANARY_NAME = "candidate"
 
 KSERVE_GROUP = "serving.kserve.io"
 INFERENCE_SERVICE_API_VERSION = f"{KSERVE_GROUP}/v1beta1"
@@ -93,14 +94,17 @@ KIND_RESOURCES = Resources()
 class ApplyResult:
     """What ``apply_objects`` did.
 
-    ``applied`` is True only when every object was created or replaced. ``message`` is one line for
-    logs and the KFP UI; ``actions`` lists what happened per object (e.g. "created
-    InferenceService stroke-mlops/stroke"), including those done before a failure.
+    ``applied`` is True only when every object was created or replaced. ``in_cluster`` is True
+    when there was an API server to apply to (inside a pod, or ``api_client`` given): then
+    ``applied=False`` is a real failure, not a local run. ``message`` is one line for logs and
+    the KFP UI; ``actions`` lists what happened per object (e.g. "created InferenceService
+    stroke-mlops/stroke"), including those done before a failure.
     """
 
     applied: bool
     message: str
     actions: tuple[str, ...] = ()
+    in_cluster: bool = False
 
 
 def validate_storage_uri(storage_uri: str) -> str:
@@ -145,18 +149,6 @@ def _check_dns_label(value: str, what: str) -> str:
             "letters, digits or '-', starting with a letter and ending with a letter or digit"
         )
     return value
-
-
-def _check_canary_percent(percent: int) -> int:
-    if isinstance(percent, bool) or not isinstance(percent, int):
-        raise DeployConfigError(
-            f"canary_traffic_percent must be a whole number from 0 to 100, got {percent!r}"
-        )
-    if not 0 <= percent <= 100:
-        raise DeployConfigError(
-            f"canary_traffic_percent must be from 0 to 100 (0 = dark launch), got {percent}"
-        )
-    return percent
 
 
 def _resource_requirements(resources: Resources) -> Any:
@@ -234,23 +226,18 @@ def build_serving_runtime(
 
 
 def _predictor(
-    storage_uri: str,
-    *,
-    runtime: str,
-    resources: Resources,
-    service_account: str | None,
-    name: str | None = None,
+    storage_uri: str, *, runtime: str, resources: Resources, service_account: str | None
 ) -> Any:
     from kserve.models.v1beta1_model_format import V1beta1ModelFormat
     from kserve.models.v1beta1_model_spec import V1beta1ModelSpec
     from kserve.models.v1beta1_predictor_spec import V1beta1PredictorSpec
 
     return V1beta1PredictorSpec(
-        name=name,
         service_account_name=service_account,
+        # No model.name: KServe >= 0.16 refuses it on a standard predictor ("the 'name' field
+        # is not allowed in standard predictor"); the runtime names its container.
         model=V1beta1ModelSpec(
-            # KServe's own default container name; the CRD requires it in a canary predictor.
-            name=PREDICTOR_CONTAINER_NAME,
+            name=None,  # the SDK's default is "", which it would write out
             model_format=V1beta1ModelFormat(name=MODEL_FORMAT, version=MODEL_FORMAT_VERSION),
             runtime=runtime,
             storage_uri=validate_storage_uri(storage_uri),
@@ -266,23 +253,15 @@ def build_inference_service(
     namespace: str = NAMESPACE,
     service_account: str = PREDICTOR_SERVICE_ACCOUNT,
     runtime: str = SERVING_RUNTIME_NAME,
-    canary_traffic_percent: int | None = None,
-    stable_storage_uri: str | None = None,
-    canary_name: str = DEFAULT_CANARY_NAME,
     resources: Resources = KIND_RESOURCES,
     model_version: str | None = None,
 ) -> V1beta1InferenceService:
-    """The InferenceService serving the model directory at ``storage_uri``.
+    """The Standard-mode InferenceService serving the model directory at ``storage_uri``.
 
-    Without ``canary_traffic_percent`` the predictor serves ``storage_uri``. With it, the predictor
-    keeps serving ``stable_storage_uri`` (the current production model, required) and
-    ``storage_uri`` becomes a named canary (``spec.canary``, KServe >= 0.20, Standard mode) taking
-    that share of traffic; 0 deploys it without traffic (dark launch). The older
-    ``predictor.canaryTrafficPercent`` is not used: Standard mode ignores it silently.
-
-    ``model_version`` is recorded as the ``stroke-mlops/model-version`` annotation.
+    ``model_version`` is recorded as the ``stroke-mlops/model-version`` annotation. There is no
+    canary option: in KServe v0.20 Standard mode ``spec.canary[].trafficPercent`` only sizes the
+    canary's replicas and the stable Service keeps all traffic (see docs/kind.md).
     """
-    from kserve.models.v1beta1_canary_spec import V1beta1CanarySpec
     from kserve.models.v1beta1_inference_service import V1beta1InferenceService
     from kserve.models.v1beta1_inference_service_spec import V1beta1InferenceServiceSpec
     from kubernetes.client import V1ObjectMeta
@@ -291,7 +270,6 @@ def build_inference_service(
     _check_dns_label(namespace, "namespace")
     _check_dns_label(runtime, "ServingRuntime name")
     _check_dns_label(service_account, "service account")
-    validate_storage_uri(storage_uri)
 
     annotations = {DEPLOYMENT_MODE_ANNOTATION: DEPLOYMENT_MODE}
     if model_version is not None:
@@ -300,51 +278,16 @@ def build_inference_service(
                 f"model_version must be a non-empty string, got {model_version!r}"
             )
         annotations[MODEL_VERSION_ANNOTATION] = model_version
-
-    canary: list[Any] | None = None
-    if canary_traffic_percent is None:
-        if stable_storage_uri is not None:
-            raise DeployConfigError(
-                "stable_storage_uri is only used with canary_traffic_percent; "
-                "without a canary the predictor serves storage_uri"
-            )
-        predictor = _predictor(
-            storage_uri, runtime=runtime, resources=resources, service_account=service_account
-        )
-    else:
-        percent = _check_canary_percent(canary_traffic_percent)
-        if stable_storage_uri is None:
-            raise DeployConfigError(
-                "a canary needs stable_storage_uri: the model directory that keeps serving "
-                f"{100 - percent}% of traffic while {storage_uri} gets {percent}%"
-            )
-        _check_dns_label(canary_name, "canary name")
-        predictor = _predictor(
-            stable_storage_uri,
-            runtime=runtime,
-            resources=resources,
-            service_account=service_account,
-        )
-        canary = [
-            V1beta1CanarySpec(
-                traffic_percent=percent,
-                predictor=_predictor(
-                    storage_uri,
-                    runtime=runtime,
-                    resources=resources,
-                    service_account=service_account,
-                    name=canary_name,
-                ),
-            )
-        ]
-
+    predictor = _predictor(
+        storage_uri, runtime=runtime, resources=resources, service_account=service_account
+    )
     return V1beta1InferenceService(
         api_version=INFERENCE_SERVICE_API_VERSION,
         kind="InferenceService",
         metadata=V1ObjectMeta(
             name=name, namespace=namespace, labels=dict(PART_OF_LABEL), annotations=annotations
         ),
-        spec=V1beta1InferenceServiceSpec(predictor=predictor, canary=canary),
+        spec=V1beta1InferenceServiceSpec(predictor=predictor),
     )
 
 
@@ -474,9 +417,11 @@ def apply_objects(
 ) -> ApplyResult:
     """Create or replace KServe objects when running inside a cluster; never raises for that.
 
-    Outside a cluster (or when the in-cluster config does not load) it returns
-    ``applied=False`` with "emitted, not applied: <reason>". Permission problems (HTTP 403) name
-    the RBAC verb and resource the service account lacks. Pass ``api_client`` to talk to a
+    Outside a cluster it returns ``applied=False`` with "emitted, not applied: <reason>". Inside
+    one (``$KUBERNETES_SERVICE_HOST`` set, or ``api_client`` given) every failure, including a
+    missing service-account token and KServe's admission webhook refusing an object, returns
+    ``applied=False, in_cluster=True`` with "not applied: <reason>". Permission problems (HTTP
+    403) name the RBAC verb and resource the service account lacks. Pass ``api_client`` to talk to a
     specific API server instead of the in-cluster one. Objects without a namespace get
     ``namespace``; objects in another namespace are refused.
     """
@@ -506,6 +451,8 @@ def apply_objects(
     if api_client is None:
         client_or_reason = _in_cluster_api_client()
         if isinstance(client_or_reason, str):
+            if os.environ.get("KUBERNETES_SERVICE_HOST"):
+                return ApplyResult(False, f"not applied: {client_or_reason}", in_cluster=True)
             return ApplyResult(False, f"emitted, not applied: {client_or_reason}")
         api_client = client_or_reason
 
@@ -532,16 +479,17 @@ def apply_objects(
                 f"{e.verb} {kind} {meta['namespace']}/{meta['name']} failed with HTTP "
                 f"{e.error.status}: {_status_message(e.error)}"
             )
-        return ApplyResult(False, f"emitted, not applied: {reason}", tuple(actions))
+        return ApplyResult(False, f"not applied: {reason}", tuple(actions), in_cluster=True)
     except (HTTPError, OSError) as e:
         return ApplyResult(
             False,
-            f"emitted, not applied: cannot reach the Kubernetes API server ({e})",
+            f"not applied: cannot reach the Kubernetes API server ({e})",
             tuple(actions),
+            in_cluster=True,
         )
     finally:
         if owns_client:
             api_client.close()
     applied = all(not action.startswith("not ") for action in actions)
-    prefix = "applied" if applied else "emitted, not applied"
-    return ApplyResult(applied, f"{prefix}: " + "; ".join(actions), tuple(actions))
+    prefix = "applied" if applied else "not applied"
+    return ApplyResult(applied, f"{prefix}: " + "; ".join(actions), tuple(actions), in_cluster=True)

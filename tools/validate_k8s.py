@@ -2,13 +2,17 @@
 
 Built-in kinds are checked against the strict JSON schemas that ``kubernetes-validate`` ships for
 ``KUBERNETES_VERSION``; KServe kinds against the openAPIV3Schema of their CustomResourceDefinition
-(``../shared/schemas/kserve`` beside the checkout, or ``$KSERVE_CRD_DIR``), tightened the way a
+(``tools/crds/kserve``, vendored from KServe v0.20.0, or ``$KSERVE_CRD_DIR``), tightened the way a
 strict API server treats them: every object schema that does not preserve unknown fields rejects
 them. CEL rules (``x-kubernetes-validations``) and admission webhooks are not evaluated.
 
 CLI:
-``python -m stroke_mlops.deploy.k8s_validation manifests/overlays/kind [more overlays or files]``
-prints every problem and exits non-zero when there is one.
+``python -m tools.validate_k8s manifests/overlays/kind [more overlays or files]``
+
+Test tooling, not part of the runtime package: the image does not install ``jsonschema`` or
+``kubernetes-validate``.
+(or ``python -m tools.validate_k8s ...`` from the repository root) prints every schema problem and
+every KServe admission problem (``tools/kserve_admission.py``) and exits non-zero when there is one.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ import yaml
 # The Kubernetes minor version of the kind node image in manifests/kind/cluster.yaml.
 KUBERNETES_VERSION = "1.34"
 CRD_DIR_ENV = "KSERVE_CRD_DIR"
-_REPO_ROOT = Path(__file__).resolve().parents[3]
-_DEFAULT_CRD_DIR = _REPO_ROOT.parent / "shared" / "schemas" / "kserve"
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+_DEFAULT_CRD_DIR = _REPO_ROOT / "tools" / "crds" / "kserve"
 _K8S_DEFINITIONS_ID = "https://kubernetes.io/api/_definitions.json"
 _OBJECT_META_REF = f"{_K8S_DEFINITIONS_ID}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 _KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -61,7 +65,7 @@ class KustomizeError(RuntimeError):
 
 
 def default_crd_dir() -> Path:
-    """``$KSERVE_CRD_DIR`` if set, else ``../shared/schemas/kserve`` beside the repository."""
+    """``$KSERVE_CRD_DIR`` if set, else the vendored ``tools/crds/kserve``."""
     return Path(os.environ.get(CRD_DIR_ENV) or _DEFAULT_CRD_DIR)
 
 
@@ -363,6 +367,19 @@ def render_kustomize(
         return _run_kustomize(copy_root / path.resolve().relative_to(root))
 
 
+# --- admission -------------------------------------------------------------------------------
+
+
+def admission_problems(objects: Sequence[Any]) -> list[ValidationProblem]:
+    """KServe v0.20's admission rules (tools/kserve_admission.py) as validation problems."""
+    from tools.kserve_admission import check_objects
+
+    return [
+        ValidationProblem(p.kind, p.name, "", f"admission [{p.rule}]: {p.message}")
+        for p in check_objects([o for o in objects if isinstance(o, Mapping)])
+    ]
+
+
 # --- CLI -------------------------------------------------------------------------------------
 
 
@@ -381,7 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m stroke_mlops.deploy.k8s_validation",
+        prog="python -m tools.validate_k8s",
         description="Strict offline validation of Kubernetes manifests (overlays or YAML files).",
     )
     parser.add_argument("targets", nargs="+", type=Path, help="kustomize folder or YAML file")
@@ -392,6 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             objects = _load_target(target)
             problems = validate_objects(objects, kubernetes_version=args.kubernetes_version)
+            problems += admission_problems(objects)
         except (KustomizeError, OSError, ValueError, yaml.YAMLError) as e:
             print(f"{target}: error: {e}", file=sys.stderr)
             status = 2
