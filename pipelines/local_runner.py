@@ -5,20 +5,45 @@
 ``stroke_mlops.local_docker``). Credentials for an ``s3://`` store come from this process's
 environment (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``): kfp.local
 ignores the Kubernetes platform config the cluster runner attaches.
+
+Each run has a folder of its own, ``<pipeline root>/run-<UTC time>-<pid>/``::
+
+    kfp.log              what kfp.local prints (executor JSON, outputs), never on the screen
+    logs/<step>.log      each step's own output (stdout and stderr)
+    stroke-mlops-<...>/  kfp.local's task folders: each step's artifacts and executor_output.json
+
+Progress is not scraped from that text: kfp.local (2.17) runs every container task through
+``task_dispatcher.run_single_task_implementation``, which returns the task's outputs (artifacts
+with their metadata, parameters) and its status. This module wraps that function for the length
+of a run to time each step and read its key figure, and replaces
+``subprocess_task_handler.run_local_subprocess`` so each step's process writes to its own log
+and dies with the run (``stroke_mlops.step_processes``).
 """
 
-import io
+import contextlib
+import datetime as dt
 import json
+import logging
 import os
-import re
 import sys
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from pipelines.stroke_pipeline import build_pipeline
+from stroke_mlops import step_processes
+from stroke_mlops.run_progress import (
+    FAILURE,
+    RUNNING,
+    SUCCESS,
+    RunProgress,
+    StepRecord,
+    error_line,
+    read_log_tail,
+)
 
 RunnerName = Literal["subprocess", "docker"]
 # What containers under the docker runner inherit from this process (S3 endpoint, credentials).
@@ -30,45 +55,10 @@ FORWARDED_ENV = (
     "S3_USE_HTTPS",
     "STROKE_MLOPS_LOG_LEVEL",
 )
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_STARTED = re.compile(r"Executing task '([^']+)'")
-_FINISHED = re.compile(r"Task '([^']+)' finished with status (\w+)")
-
-
-@dataclass
-class StepRecord:
-    name: str
-    status: str = "RUNNING"
-    seconds: float = 0.0
-    started: float = field(default=0.0, repr=False)
-
-
-class StepClock(io.TextIOBase):
-    """A stdout tee that times each task from kfp.local's own start/finish lines."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
-        self.steps: dict[str, StepRecord] = {}
-        self._pending = ""
-
-    def write(self, text: str) -> int:
-        self.stream.write(text)
-        self._pending += text
-        *lines, self._pending = self._pending.split("\n")
-        for line in lines:
-            self._observe(_ANSI.sub("", line))
-        return len(text)
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def _observe(self, line: str) -> None:
-        now = time.perf_counter()
-        if match := _STARTED.search(line):
-            self.steps[match[1]] = StepRecord(match[1], started=now)
-        elif (match := _FINISHED.search(line)) and match[1] in self.steps:
-            step = self.steps[match[1]]
-            step.status, step.seconds = match[2], round(now - step.started, 2)
+# A run here takes minutes; scratch of a run whose runner is gone, or older than this, is removed.
+STALE_AFTER_S = 6 * 3600
+KFP_LOG = "kfp.log"
+LOGS_DIR = "logs"
 
 
 @dataclass
@@ -76,13 +66,23 @@ class LocalRunSummary:
     succeeded: bool
     seconds: float
     steps: list[StepRecord]
-    run_dir: Path | None
+    run_dir: Path | None  # this run's folder: kfp.log, logs/, the task folders
     error: str | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+    artifacts_dir: Path | None = None  # kfp.local's folder of task folders, inside run_dir
+
+    def failed_steps(self) -> list[StepRecord]:
+        return [step for step in self.steps if step.status != SUCCESS]
 
     def render(self) -> str:
+        """The summary after the step lines: failures with their log tails, then the results."""
         lines = [f"Pipeline {'SUCCEEDED' if self.succeeded else 'FAILED'} in {self.seconds:.1f} s"]
-        lines += [f"  {s.name:<22} {s.status:<8} {s.seconds:6.2f} s" for s in self.steps]
+        for step in self.failed_steps():
+            tail = read_log_tail(step.log_path) if step.log_path else []
+            lines.append(f"Step {step.name} {step.status}: {error_line(tail) or 'see its log'}")
+            if tail:
+                lines.append(f"  last lines of {step.log_path}:")
+                lines += [f"    {line}" for line in tail]
         if self.error:
             lines.append(f"Error: {self.error}")
         evaluation = self.outputs.get("evaluation")
@@ -101,11 +101,15 @@ class LocalRunSummary:
         if "gate" in self.outputs:
             lines.append(f"Gate: {self.outputs['gate']}")
         if "published" in self.outputs:
-            lines.append(f"Model: {self.outputs['published']} (now production)")
+            promoted = self.outputs.get("promoted") == self.outputs["published"]
+            lines.append(
+                f"Model: {self.outputs['published']}"
+                + (" (now production)" if promoted else " (published, not promoted)")
+            )
         if "deploy" in self.outputs:
             lines.append(f"KServe: {self.outputs['deploy']}; YAML in {self.outputs['manifests']}")
         if self.run_dir:
-            lines.append(f"Artifacts: {self.run_dir}")
+            lines.append(f"Run folder (artifacts, {KFP_LOG}, {LOGS_DIR}/): {self.run_dir}")
         return "\n".join(lines)
 
 
@@ -116,6 +120,192 @@ def absolute_uri(uri: str) -> str:
     return str(Path(uri).expanduser().resolve())
 
 
+def new_run_dir(pipeline_root: Path) -> Path:
+    """A folder no other run uses: UTC time to the microsecond and this process's id."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S-%f")
+    run_dir = pipeline_root / f"run-{stamp}-{os.getpid()}"
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+# --------------------------------------------------------------------------- key figures
+
+
+def _metadata(outputs: dict[str, Any], name: str) -> dict[str, Any]:
+    artifact = outputs.get(name)
+    return dict(getattr(artifact, "metadata", None) or {})
+
+
+def _path(outputs: dict[str, Any], name: str) -> Path | None:
+    artifact = outputs.get(name)
+    path = getattr(artifact, "path", None)
+    return Path(path) if path else None
+
+
+def key_figure(step: str, outputs: dict[str, Any]) -> str:
+    """The one figure a person wants from a finished step, read from its kfp outputs."""
+    if step == "ingest":
+        return f"{int(_metadata(outputs, 'raw_data').get('bytes', 0)):,} bytes"
+    if step == "validate-data":
+        report = _metadata(outputs, "report")
+        verdict = "contract holds" if outputs.get("passed") else "contract FAILED"
+        return (
+            f"{verdict}: {int(report.get('passed', 0))} of {int(report.get('expectations', 0))} "
+            f"expectations met on {int(report.get('rows', 0)):,} rows"
+        )
+    if step == "preprocess":
+        parts = ("train_data", "validation_data", "test_data")
+        rows = [int(_metadata(outputs, part).get("rows", 0)) for part in parts]
+        return "rows train {:,} / validation {:,} / test {:,}".format(*rows)
+    if step == "train":
+        return f"selected {_metadata(outputs, 'model').get('selected', '?')}"
+    if step == "evaluate":
+        metrics = _metadata(outputs, "metrics")
+        return (
+            f"test recall {metrics.get('test_recall', float('nan')):.3f}, precision "
+            f"{metrics.get('test_precision', float('nan')):.3f}, ROC AUC "
+            f"{metrics.get('test_roc_auc', float('nan')):.3f}"
+        )
+    if step == "gate":
+        return "BLESSED" if outputs.get("Output") else "NOT BLESSED (nothing published)"
+    if step == "publish":
+        return f"version {outputs.get('version', '?')}"
+    if step == "infra-validate":
+        report = _metadata(outputs, "report")
+        return f"served and answered; ready after {report.get('startup_seconds', 0):.1f} s"
+    if step == "promote":
+        return f"production -> {outputs.get('Output', '?')}"
+    if step == "deploy":
+        return str(outputs.get("Output", "")).split(":")[0]
+    return ""
+
+
+def collect_outputs(task_outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What the summary shows, from the outputs kfp.local returned for each task."""
+    outputs: dict[str, Any] = {}
+    evaluated = task_outputs.get("evaluate", {})
+    if (evaluation := _path(evaluated, "evaluation")) and evaluation.is_file():
+        outputs["evaluation"] = json.loads(evaluation.read_text())
+    if "train" in task_outputs:
+        outputs["selected"] = _metadata(task_outputs["train"], "model").get("selected")
+    if "gate" in task_outputs:
+        outputs["gate"] = str(_metadata(task_outputs["gate"], "report").get("reasons", ""))
+    if "publish" in task_outputs:
+        outputs["published"] = task_outputs["publish"].get("version")
+    if "promote" in task_outputs:
+        outputs["promoted"] = task_outputs["promote"].get("Output")
+    if "deploy" in task_outputs:
+        outputs["deploy"] = task_outputs["deploy"].get("Output")
+        outputs["manifests"] = str(_path(task_outputs["deploy"], "manifests"))
+    return outputs
+
+
+# --------------------------------------------------------------------------- kfp.local hooks
+
+
+@contextlib.contextmanager
+def _replaced(module: Any, name: str, replacement: Callable[..., Any]) -> Iterator[None]:
+    original = getattr(module, name)
+    setattr(module, name, replacement)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+@contextlib.contextmanager
+def observed_tasks(
+    run_dir: Path, progress: RunProgress, task_outputs: dict[str, dict[str, Any]]
+) -> Iterator[None]:
+    """Time each kfp.local task, keep its outputs, and give its process a log and a scratch."""
+    from kfp.local import executor_input_utils, subprocess_task_handler, task_dispatcher
+    from kfp.local import status as kfp_status
+
+    run_task = task_dispatcher.run_single_task_implementation
+    logs = run_dir / LOGS_DIR
+    logs.mkdir(exist_ok=True)
+
+    def run_observed_task(**kwargs: Any) -> tuple[dict[str, Any], Any]:
+        name = executor_input_utils.get_local_task_resource_name(kwargs["component_name"])
+        log_path = logs / f"{name}.log"
+        progress.start(name, log_path)
+        result: tuple[dict[str, Any], Any] | None = None
+        try:
+            with (
+                log_path.open("a", encoding="utf-8") as log,
+                step_processes.step_scratch(run_dir, name) as scratch,
+                step_processes.running_step(step_processes.StepContext(name, log, scratch)),
+            ):
+                result = run_task(**kwargs)
+            return result
+        finally:
+            succeeded = result is not None and result[1] == kfp_status.Status.SUCCESS
+            outputs = result[0] if result is not None else {}
+            if succeeded:
+                task_outputs[name] = outputs
+            progress.finish(
+                name,
+                SUCCESS if succeeded else FAILURE,
+                key_figure(name, outputs) if succeeded else "",
+            )
+
+    def run_step_subprocess(full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
+        step = step_processes.current_step()
+        if step is None:  # not one of this run's tasks: kfp's own behaviour, output to kfp.log
+            return int(original_subprocess(full_command, env_vars))
+        return step_processes.run_step_process(
+            full_command, env={**os.environ, **(env_vars or {})}, scratch=step.scratch, log=step.log
+        )
+
+    original_subprocess = subprocess_task_handler.run_local_subprocess
+    with (
+        _replaced(task_dispatcher, "run_single_task_implementation", run_observed_task),
+        _replaced(subprocess_task_handler, "run_local_subprocess", run_step_subprocess),
+    ):
+        yield
+
+
+class _Tee:
+    """Write to several text streams (``--verbose``: kfp's log to its file and the screen)."""
+
+    def __init__(self, *streams: TextIO) -> None:
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def _root_logging_to(output: TextIO) -> Iterator[None]:
+    """kfp.local logs through the root logger (workspace clean-up, task errors): to its log."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    handler = logging.StreamHandler(output)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.handlers[:] = [handler]
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
+def _clear_store_leftovers(store_uri: str) -> None:
+    from stroke_mlops.registry.store import open_store
+
+    with contextlib.suppress(Exception):  # a store that cannot be opened fails in its step
+        open_store(store_uri).clear_stale_scratch(older_than_s=STALE_AFTER_S)
+
+
 def run_locally(
     *,
     data_uri: str,
@@ -124,14 +314,25 @@ def run_locally(
     runner: RunnerName = "subprocess",
     pipeline_root: str = "local_outputs",
     stream: TextIO | None = None,
+    verbose: bool = False,
+    live: bool | None = None,
 ) -> LocalRunSummary:
-    """Run the whole pipeline with kfp.local; never raises for a failed step."""
+    """Run the whole pipeline with kfp.local in a run folder of its own; never raises for a
+    failed step. Progress goes to ``stream`` (stdout); kfp's own output to ``kfp.log`` (and to
+    ``stream`` too with ``verbose``)."""
     from kfp import local
 
+    stream = stream or sys.stdout
     root = Path(pipeline_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
+    run_dir = new_run_dir(root)
+    step_processes.mark_run_folder(run_dir)
+    step_processes.clear_stale_runs(root, older_than_s=STALE_AFTER_S)
+    if "://" not in store_uri or store_uri.startswith("file://"):
+        _clear_store_leftovers(absolute_uri(store_uri))
     # Display names are a UI-only setting: kfp.local says it ignores them, once per task.
     warnings.filterwarnings("ignore", message="Task .* have no effect in the current local runner")
+    workspace = str(run_dir / step_processes.WORKSPACE_DIR)
     if runner == "docker":
         from stroke_mlops.image import project_image
         from stroke_mlops.local_docker import host_network_docker_runner, require_local_image
@@ -145,7 +346,11 @@ def run_locally(
         require_local_image(project_image())
         # Containers share the host network, so the S3 endpoint on 127.0.0.1 is reachable.
         environment = {k: v for k, v in os.environ.items() if k in FORWARDED_ENV}
-        local.init(runner=host_network_docker_runner(environment), pipeline_root=str(root))
+        local.init(
+            runner=host_network_docker_runner(environment),
+            pipeline_root=str(run_dir),
+            workspace_root=workspace,
+        )
     else:
         # The components name the project image; here they run in this environment instead,
         # which has the same library and pinned dependencies installed: that is the point.
@@ -154,54 +359,56 @@ def run_locally(
             message="You may be attemping to run a task that uses custom",
             category=RuntimeWarning,
         )
-        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root))
-    before = set(root.iterdir())
-    clock = StepClock(stream or sys.stdout)
+        local.init(
+            runner=local.SubprocessRunner(use_venv=False),
+            pipeline_root=str(run_dir),
+            workspace_root=workspace,
+        )
+    task_outputs: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()
     error: str | None = None
-    original_stdout = sys.stdout
-    sys.stdout = clock
-    try:
-        build_pipeline()(
-            data_uri=absolute_uri(data_uri), store_uri=absolute_uri(store_uri), **(arguments or {})
-        )
-    except RuntimeError as failure:  # kfp.local raises RuntimeError when a task fails
-        error = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
-    finally:
-        sys.stdout = original_stdout
+    with (
+        (run_dir / KFP_LOG).open("w", encoding="utf-8") as kfp_log,
+        RunProgress(stream, live=live) as progress,
+    ):
+        kfp_output: TextIO = _Tee(kfp_log, stream) if verbose else kfp_log  # type: ignore[assignment]
+        original_stdout = sys.stdout
+        sys.stdout = kfp_output
+        try:
+            with observed_tasks(run_dir, progress, task_outputs), _root_logging_to(kfp_output):
+                build_pipeline()(
+                    data_uri=absolute_uri(data_uri),
+                    store_uri=absolute_uri(store_uri),
+                    **(arguments or {}),
+                )
+        except RuntimeError as failure:  # kfp.local raises RuntimeError when a task fails
+            error = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
+        finally:
+            sys.stdout = original_stdout
+            step_processes.clear_run_scratch(run_dir)
     seconds = round(time.perf_counter() - started, 2)
-    run_dirs = sorted(set(root.iterdir()) - before)
-    run_dir = run_dirs[-1] if run_dirs else None
+    steps = list(progress.steps.values())
+    for step in steps:  # a step still running here was cut short by the failure of another
+        if step.status == RUNNING:
+            step.status = FAILURE
     return LocalRunSummary(
-        succeeded=error is None,
+        succeeded=error is None and all(step.status == SUCCESS for step in steps),
         seconds=seconds,
-        steps=list(clock.steps.values()),
+        steps=steps,
         run_dir=run_dir,
-        error=error,
-        outputs=collect_outputs(run_dir) if run_dir else {},
+        error=_plain(error),
+        outputs=collect_outputs(task_outputs),
+        artifacts_dir=next(
+            (p for p in run_dir.iterdir() if p.is_dir() and p.name.startswith("stroke-mlops-")),
+            None,
+        ),
     )
 
 
-def collect_outputs(run_dir: Path) -> dict[str, Any]:
-    """Read what a person wants from a finished local run's artifact folders."""
-    outputs: dict[str, Any] = {}
-    evaluation = run_dir / "evaluate" / "evaluation"
-    if evaluation.is_file():
-        outputs["evaluation"] = json.loads(evaluation.read_text())
-    trained = run_dir / "train" / "executor_output.json"
-    if trained.is_file():
-        model = json.loads(trained.read_text())["artifacts"]["model"]["artifacts"][0]
-        outputs["selected"] = model.get("metadata", {}).get("selected")
-    gate_report = run_dir / "gate" / "report"
-    if gate_report.is_file():
-        outputs["gate"] = " ".join(
-            line.strip("*- ") for line in gate_report.read_text().splitlines()[2:] if line
-        )
-    published = run_dir / "publish" / "published_model" / "metadata.json"
-    if published.is_file():
-        outputs["published"] = json.loads(published.read_text())["version"]
-    deployed = run_dir / "deploy" / "executor_output.json"
-    if deployed.is_file():
-        outputs["deploy"] = json.loads(deployed.read_text())["parameterValues"]["Output"]
-        outputs["manifests"] = str(run_dir / "deploy" / "manifests")
-    return outputs
+def _plain(text: str | None) -> str | None:
+    """kfp colours task names in its messages; the summary is plain text."""
+    if text is None:
+        return None
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)

@@ -134,14 +134,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         arguments=_pipeline_arguments(args),
         runner=args.runner,
         pipeline_root=args.pipeline_root,
+        verbose=args.verbose,
     )
-    print("\n" + summary.render())
+    print(summary.render())
     if args.summary_json:
         Path(args.summary_json).write_text(
             json.dumps(
                 {
                     "succeeded": summary.succeeded,
                     "seconds": summary.seconds,
+                    "run_dir": summary.run_dir,
                     "steps": [vars(s) | {"started": None} for s in summary.steps],
                     "error": summary.error,
                     "outputs": summary.outputs,
@@ -446,7 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--pipeline-root",
         default="local_outputs",
-        help="where kfp.local keeps each step's artifacts (local_outputs)",
+        help="each run gets a folder here: step artifacts, step logs, kfp.log (local_outputs)",
+    )
+    run.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also show kfp.local's and every step's full output (always in the run folder)",
     )
     run.add_argument("--summary-json", metavar="FILE", help="also write the run summary as JSON")
     _add_pipeline_options(run)

@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 import urllib.parse
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
@@ -273,6 +274,10 @@ class ModelStore(ABC):
     def pointer_uri(self) -> str:
         return f"{self.uri}/{ROOT_DIR}/{POINTER_FILE}"
 
+    def clear_stale_scratch(self, older_than_s: float) -> list[str]:
+        """Remove what killed publishes left behind, once older than ``older_than_s``."""
+        return []  # only the folder store stages files (``.<version>.publishing-*``)
+
     def verify_version(self, version: str) -> dict[str, Any]:
         """Check a version is complete and every file matches; returns its metadata."""
         check_version_name(version)
@@ -371,6 +376,20 @@ class LocalModelStore(ModelStore):
 
     def version_uri(self, version: str) -> str:
         return self.version_dir(version).as_uri() + "/"
+
+    def clear_stale_scratch(self, older_than_s: float) -> list[str]:
+        if not self.versions_dir.is_dir():
+            return []
+        cutoff = time.time() - older_than_s
+        stale = [
+            p
+            for p in self.versions_dir.glob(".*.publishing-*")
+            if p.is_dir() and p.stat().st_mtime < cutoff
+        ]
+        for folder in stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("removed %s, left by an interrupted publish", folder)
+        return [str(p) for p in stale]
 
     def list_versions(self) -> list[str]:
         if not self.versions_dir.is_dir():
