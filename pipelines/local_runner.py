@@ -83,7 +83,7 @@ class LocalRunSummary:
             if tail:
                 lines.append(f"  last lines of {step.log_path}:")
                 lines += [f"    {line}" for line in tail]
-        if self.error:
+        if self.error and not self.failed_steps():
             lines.append(f"Error: {self.error}")
         evaluation = self.outputs.get("evaluation")
         if evaluation:

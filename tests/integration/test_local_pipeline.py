@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from pipelines.local_runner import LocalRunSummary, run_locally
+from stroke_mlops.cli import main
 from stroke_mlops.data import dataset
 from stroke_mlops.monitoring.reference import read_reference
 from stroke_mlops.registry import model_dir
@@ -82,7 +83,8 @@ def test_folder_store_run_publishes_and_promotes(
     manifests = list(yaml.safe_load_all(Path(summary.outputs["manifests"]).read_text()))
     service = next(m for m in manifests if m and m["kind"] == "InferenceService")
     assert service["spec"]["predictor"]["model"]["storageUri"] == pointer.uri
-    # The acceptance bar on the held-out test set (threshold from validation, measured on test).
+    # The acceptance bar on the held-out test set (threshold chosen on out-of-fold train +
+    # validation scores, measured on test).
     test = summary.outputs["evaluation"]["test"]
     assert test["recall"] >= 0.75
     assert test["precision"] >= 0.15
@@ -91,12 +93,12 @@ def test_folder_store_run_publishes_and_promotes(
 
 def test_folder_run_leaves_kfp_ui_artifacts(folder_run: tuple[LocalRunSummary, Path]) -> None:
     summary, _ = folder_run
-    assert summary.run_dir is not None
-    report = (summary.run_dir / "validate-data" / "report").read_text()
+    assert summary.artifacts_dir is not None
+    report = (summary.artifacts_dir / "validate-data" / "report").read_text()
     assert report.lstrip().lower().startswith("<!doctype html")
-    card = (summary.run_dir / "publish" / "model_card").read_text()
+    card = (summary.artifacts_dir / "publish" / "model_card").read_text()
     assert "Model card" in card and "Held-out test set" in card
-    outputs = json.loads((summary.run_dir / "evaluate" / "executor_output.json").read_text())
+    outputs = json.loads((summary.artifacts_dir / "evaluate" / "executor_output.json").read_text())
     classification = outputs["artifacts"]["classification"]["artifacts"][0]["metadata"]
     matrix = [row["row"] for row in classification["confusionMatrix"]["rows"]]
     assert matrix == summary.outputs["evaluation"]["confusion_matrix"]
@@ -105,24 +107,48 @@ def test_folder_run_leaves_kfp_ui_artifacts(folder_run: tuple[LocalRunSummary, P
     assert metrics["test_recall"] == pytest.approx(summary.outputs["evaluation"]["test"]["recall"])
 
 
-def test_contract_failure_stops_before_training(real_csv_bytes: bytes, tmp_path: Path) -> None:
+def test_contract_failure_stops_before_training_and_shows_its_own_error(
+    real_csv_bytes: bytes, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lines = real_csv_bytes.decode("utf-8-sig").split("\r\n")
     row = next(i for i, line in enumerate(lines) if ",Private," in line)
     lines[row] = lines[row].replace(",Private,", ",Pirate,")
     broken = tmp_path / "broken.csv"
     broken.write_text("\r\n".join(lines))
-    summary = run_locally(
-        data_uri=str(broken),
-        store_uri=str(tmp_path / "store"),
-        pipeline_root=str(tmp_path / "outputs"),
+    summary_json = tmp_path / "summary.json"
+    exit_code = main(
+        [
+            "run",
+            "--data",
+            str(broken),
+            "--store",
+            str(tmp_path / "store"),
+            "--pipeline-root",
+            str(tmp_path / "outputs"),
+            "--summary-json",
+            str(summary_json),
+        ]
     )
-    assert not summary.succeeded
-    statuses = _statuses(summary)
+    printed = capsys.readouterr().out
+    assert exit_code == 1
+    summary = json.loads(summary_json.read_text())
+    statuses = {step["name"]: step["status"] for step in summary["steps"]}
     assert statuses["enforce-contract"] == "FAILURE"
     assert "train" not in statuses
+    # One line per step event, then the failed step's own error and the tail of its log; none
+    # of kfp.local's executor output, which is in the run folder's kfp.log.
+    run_dir = Path(summary["run_dir"])
+    assert len(printed.splitlines()) < 40, printed
+    assert "  enforce-contract FAILURE" in printed
+    assert "Step enforce-contract FAILURE: " in printed
+    assert "DataContractError: the data contract failed:" in printed
+    assert "work_type: expected one of" in printed and "'Pirate' (line" in printed
+    assert f"last lines of {run_dir}/logs/enforce-contract.log" in printed
+    assert "executorInput" not in printed and "Streamed logs" not in printed
+    assert "Executing task" in (run_dir / "kfp.log").read_text()
     assert not (tmp_path / "store" / "stroke").exists()
-    assert summary.run_dir is not None
-    assert "Pirate" in (summary.run_dir / "validate-data" / "report").read_text()
+    artifacts = next(run_dir.glob("stroke-mlops-*"))
+    assert "Pirate" in (artifacts / "validate-data" / "report").read_text()
 
 
 def test_s3_store_run_then_failure_mid_publish_keeps_production(
@@ -180,7 +206,7 @@ def test_gate_refusal_skips_publish(real_csv_path: Path, tmp_path: Path) -> None
     assert "publish" not in _statuses(summary)
     assert "min_recall 0.990" in summary.outputs["gate"]
     # The refused candidate still has its model card in the UI, from evaluate.
-    assert summary.run_dir is not None
-    card = (summary.run_dir / "evaluate" / "model_card").read_text()
+    assert summary.artifacts_dir is not None
+    card = (summary.artifacts_dir / "evaluate" / "model_card").read_text()
     assert "candidate (not yet published)" in card and "Held-out test set" in card
     assert open_store(str(tmp_path / "store")).production() is None
