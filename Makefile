@@ -11,10 +11,10 @@ SHARED_DATA := ../shared/data/healthcare-dataset-stroke-data.csv
 DATA_SOURCE := https://www.kaggle.com/datasets/fedesoriano/stroke-prediction-dataset
 STORE ?= outputs/store
 
-.PHONY: help install data demo test lint format typecheck clean
+.PHONY: help install hooks data demo test lint format typecheck clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-26s %s\n", $$1, $$2}'
 
 $(INSTALLED): pyproject.toml requirements/runtime.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -24,6 +24,9 @@ $(INSTALLED): pyproject.toml requirements/runtime.lock
 	@touch $@
 
 install: $(INSTALLED) ## create .venv and install the project with its dev tools
+
+hooks: install ## run ruff, ruff-format and mypy on every git commit (pre-commit)
+	$(BIN)/pre-commit install
 
 data: $(DATA) ## put the dataset in data/raw/ (copied from ../shared/data when present)
 
