@@ -410,7 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     draft.set_defaults(handler=cmd_draft_suite)
 
-    compile_ = commands.add_parser("compile", help="write the pipeline YAML a cluster runs")
+    compile_ = commands.add_parser(
+        "compile", help="write the pipeline YAML a cluster runs (needs a checkout)"
+    )
     compile_.add_argument("--output", required=True, help="the YAML file to write")
     compile_.add_argument(
         "--local",
@@ -431,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run",
-        help="run the whole pipeline locally (kfp.local)",
+        help="run the whole pipeline locally (kfp.local) (needs a checkout)",
         description="Compile and run the pipeline here. An s3:// store (MinIO) takes its endpoint "
         "and credentials from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY.",
     )
@@ -459,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_pipeline_options(run)
     run.set_defaults(handler=cmd_run)
 
-    submit = commands.add_parser("submit", help="create a run on a KFP cluster")
+    submit = commands.add_parser("submit", help="create a run on a KFP cluster (needs a checkout)")
     submit.add_argument(
         "--host",
         default="http://127.0.0.1:8888",

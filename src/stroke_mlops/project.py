@@ -1,9 +1,10 @@
 """Finding the repository's ``pipelines/`` and ``components/`` for compile, run and submit.
 
 The pipeline definition lives beside the library in the repository (like a TFX template's
-``pipeline/``), not inside the installed package, so the commands that compile it need a
-checkout: the current directory or a parent, ``$STROKE_MLOPS_PROJECT_ROOT``, or the checkout
-an editable install points at.
+``pipeline/``), not inside the installed package, so the commands that compile it
+(:data:`CHECKOUT_COMMANDS`) need a checkout: the current directory or a parent,
+``$STROKE_MLOPS_PROJECT_ROOT``, or the checkout an editable install points at. Every other
+command works from the installed package alone (the data contract's suite ships with it).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+CHECKOUT_COMMANDS = ("compile", "run", "submit")
+PROJECT_ROOT_ENV = "STROKE_MLOPS_PROJECT_ROOT"
+
 
 class ProjectNotFoundError(RuntimeError):
     """No stroke-mlops checkout (with pipelines/ and components/) could be found."""
@@ -21,7 +25,7 @@ class ProjectNotFoundError(RuntimeError):
 
 def _candidates() -> list[Path]:
     found = []
-    if env := os.environ.get("STROKE_MLOPS_PROJECT_ROOT"):
+    if env := os.environ.get(PROJECT_ROOT_ENV):
         found.append(Path(env))
     cwd = Path.cwd().resolve()
     found += [cwd, *cwd.parents]
@@ -34,8 +38,10 @@ def project_root() -> Path:
         if (root / "pipelines" / "stroke_pipeline.py").is_file() and (root / "components").is_dir():
             return root
     raise ProjectNotFoundError(
-        "compile, run and submit need a stroke-mlops checkout (pipelines/ and components/); "
-        "run them from the repository or set STROKE_MLOPS_PROJECT_ROOT"
+        f"stroke-mlops {', '.join(CHECKOUT_COMMANDS)} build the pipeline from a checkout's "
+        f"pipelines/ and components/, which the installed package does not include; none "
+        f"found in {Path.cwd()} or its parents. Run the command inside a clone of the "
+        f"repository or set {PROJECT_ROOT_ENV} to one (the other commands work anywhere)"
     )
 
 
