@@ -19,8 +19,10 @@ help: ## list the targets
 $(INSTALLED): pyproject.toml requirements/runtime.lock
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements/runtime.lock -e '.[dev]'
+	@echo "installing the project and its dev tools into $(VENV) (pip's output: $(VENV)/install.log)"
+	@{ $(BIN)/pip install --upgrade pip && \
+	   $(BIN)/pip install -c requirements/runtime.lock -e '.[dev]'; } > $(VENV)/install.log 2>&1 \
+	  || { tail -n 40 $(VENV)/install.log; echo "pip failed: see $(VENV)/install.log"; exit 1; }
 	@touch $@
 
 install: $(INSTALLED) ## create .venv and install the project with its dev tools

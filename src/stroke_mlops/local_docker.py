@@ -80,28 +80,49 @@ def _report_real_exit_codes() -> None:
 def run_task_container(
     client: Any, image: str, command: list[str], volumes: dict[str, Any], **container_run_args: Any
 ) -> int:
-    """kfp's ``run_docker_container`` contract: stream the logs, return the exit status."""
+    """kfp's ``run_docker_container`` contract: stream the logs, return the exit status.
+
+    Inside a local run (``step_processes.current_step()``) the logs go to the step's log file,
+    ``TMPDIR`` is the step's scratch folder (under the mounted pipeline root), and a watchdog
+    removes the container if the run dies before it ends.
+    """
     from kfp.local import docker_task_handler
 
+    from stroke_mlops.step_processes import StepWatchdog, current_step
+
+    step = current_step()
     image = docker_task_handler.add_latest_tag_if_not_present(image=image)
     require_local_image(image)
-    print(f"Found image {image!r}\n")
-    container = client.containers.run(
-        image=image,
-        command=command,
-        detach=True,
-        stdout=True,
-        stderr=True,
-        volumes=volumes,
-        auto_remove=False,
-        **container_run_args,
-    )
+    if step is not None:
+        environment = dict(container_run_args.get("environment") or {})
+        container_run_args["environment"] = {**environment, "TMPDIR": str(step.scratch)}
+    watchdog = StepWatchdog() if step is not None else None
     try:
-        for line in container.logs(stream=True):
-            print(line.decode(), end="")
-        return int(container.wait()["StatusCode"])
+        container = client.containers.run(
+            image=image,
+            command=command,
+            detach=True,
+            stdout=True,
+            stderr=True,
+            volumes=volumes,
+            auto_remove=False,
+            **container_run_args,
+        )
+        try:
+            if watchdog is not None:
+                watchdog.watch_container(container.id)
+            for line in container.logs(stream=True):
+                text = line.decode(errors="replace")
+                if step is not None:
+                    step.log.write(text)
+                else:
+                    print(text, end="")
+            return int(container.wait()["StatusCode"])
+        finally:
+            container.remove(force=True)
     finally:
-        container.remove(force=True)
+        if watchdog is not None:
+            watchdog.release()
 
 
 def require_local_image(image: str) -> None:
