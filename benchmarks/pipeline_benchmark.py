@@ -40,9 +40,9 @@ def main() -> int:
                 pipeline_root=str(Path(scratch) / "outputs"),
                 stream=io.StringIO(),  # keep the benchmark's output to the table
             )
-        if not summary.succeeded:
-            print(summary.render(), file=sys.stderr)
-            return 1
+            if not summary.succeeded:  # rendered here: it quotes the failed step's log
+                print(summary.render(), file=sys.stderr)
+                return 1
         totals.append(summary.seconds)
         for step in summary.steps:
             steps.setdefault(step.name, []).append(step.seconds)

@@ -55,8 +55,9 @@ FORWARDED_ENV = (
     "S3_USE_HTTPS",
     "STROKE_MLOPS_LOG_LEVEL",
 )
-# A run here takes minutes; scratch of a run whose runner is gone, or older than this, is removed.
-STALE_AFTER_S = 6 * 3600
+# A run here takes minutes: scratch of a run whose runner is gone, or older than an hour, and a
+# folder store's unfinished publish older than an hour are leftovers a later run removes.
+STALE_AFTER_S = 3600
 KFP_LOG = "kfp.log"
 LOGS_DIR = "logs"
 
