@@ -144,7 +144,15 @@ def _path(outputs: dict[str, Any], name: str) -> Path | None:
 
 
 def key_figure(step: str, outputs: dict[str, Any]) -> str:
-    """The one figure a person wants from a finished step, read from its kfp outputs."""
+    """The one figure a person wants from a finished step, read from its kfp outputs (empty
+    when they are not what this runner expects: a progress line never stops a run)."""
+    try:
+        return _key_figure(step, outputs)
+    except (TypeError, ValueError, KeyError):
+        return ""
+
+
+def _key_figure(step: str, outputs: dict[str, Any]) -> str:
     if step == "ingest":
         return f"{int(_metadata(outputs, 'raw_data').get('bytes', 0)):,} bytes"
     if step == "validate-data":
@@ -216,9 +224,14 @@ def _replaced(module: Any, name: str, replacement: Callable[..., Any]) -> Iterat
 
 @contextlib.contextmanager
 def observed_tasks(
-    run_dir: Path, progress: RunProgress, task_outputs: dict[str, dict[str, Any]]
+    run_dir: Path,
+    progress: RunProgress,
+    task_outputs: dict[str, dict[str, Any]],
+    *,
+    echo_step_logs: bool = False,
 ) -> Iterator[None]:
-    """Time each kfp.local task, keep its outputs, and give its process a log and a scratch."""
+    """Time each kfp.local task, keep its outputs, and give its process a log and a scratch;
+    ``echo_step_logs`` also writes each step's log, once it ends, to stdout (``--verbose``)."""
     from kfp.local import executor_input_utils, subprocess_task_handler, task_dispatcher
     from kfp.local import status as kfp_status
 
@@ -240,6 +253,8 @@ def observed_tasks(
                 result = run_task(**kwargs)
             return result
         finally:
+            if echo_step_logs:
+                print(f"----- {log_path}\n{log_path.read_text(errors='replace')}", flush=True)
             succeeded = result is not None and result[1] == kfp_status.Status.SUCCESS
             outputs = result[0] if result is not None else {}
             if succeeded:
@@ -376,7 +391,10 @@ def run_locally(
         original_stdout = sys.stdout
         sys.stdout = kfp_output
         try:
-            with observed_tasks(run_dir, progress, task_outputs), _root_logging_to(kfp_output):
+            with (
+                observed_tasks(run_dir, progress, task_outputs, echo_step_logs=verbose),
+                _root_logging_to(kfp_output),
+            ):
                 build_pipeline()(
                     data_uri=absolute_uri(data_uri),
                     store_uri=absolute_uri(store_uri),
