@@ -126,7 +126,7 @@ REFUSALS: list[tuple[str, str, Any, str, int, str]] = [
     # name, path, body, content type, expected status, expected reason
     ("v1-not-json", V1, b'{"instances": [', "application/json", 400, "malformed_json"),
     ("v1-nan-literal", V1, b'{"instances": [{"age": NaN}]}', "application/json", 400,
-     "malformed_json"),
+     "missing_field"),  # NaN parses; the instance lacks the other nine fields
     ("v1-not-json-as-text", V1, b"instances=1", "text/plain", 400, "malformed_json"),
     ("v1-no-instances", V1, b'{"rows": []}', "application/json", 400, "malformed_body"),
     ("v1-empty", V1, b'{"instances": []}', "application/json", 400, "no_instances"),
@@ -138,7 +138,7 @@ REFUSALS: list[tuple[str, str, Any, str, int, str]] = [
      "invalid_value"),
     ("v2-not-json", V2, b"{inputs", "application/json", 400, "malformed_json"),
     ("v2-no-shape", V2, b'{"inputs": [{"name": "age", "datatype": "FP64", "data": [1]}]}',
-     "application/json", 400, "malformed_body"),
+     "application/json", 400, "invalid_tensor"),
     ("v2-datatype", V2, lambda sig: v2_with(sig, "age", datatype="FP32"), "application/json",
      400, "invalid_tensor"),
     ("v2-shape", V2, lambda sig: v2_with(sig, "bmi", shape=[2]), "application/json", 400,
