@@ -461,7 +461,7 @@ def _install_refusal_handlers(app: Any) -> None:
 
     KServe answers ``InvalidInput`` with 400 and an ``error:`` traceback; FastAPI answers a V2
     body that does not parse with 422. Both become ``400 {"error": message}`` here, the message
-    capped, and the request is recorded by RefusalRecorder (not logged again: it may quote values).
+    capped, and the request is recorded by RefusalRecorder; stderr gets one line with its reason.
     """
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
@@ -471,6 +471,9 @@ def _install_refusal_handlers(app: Any) -> None:
         context = _current_request.get()
         if context is not None:
             context.error = message
+        request_id = context.request_id if context is not None else None
+        # one line, and never the message: it can quote what the client sent
+        log.warning("refused request %s (400, %s)", request_id or "-", refusal_reason(400, message))
         return JSONResponse(status_code=400, content={"error": message})
 
     async def invalid_input(_: Request, error: Exception) -> JSONResponse:
