@@ -290,3 +290,25 @@ def test_request_log_write_failures_show_on_metrics(
         samples = scrape(server)
         assert value(samples, "stroke_request_log_dropped_records_total", cause="write_failed") == 1
         assert value(samples, "stroke_request_log_written_records_total") == 0
+
+
+def test_a_body_refused_by_the_size_limit_is_recorded_too(
+    lr_server: ServerProcess, request_log_dir: Path
+) -> None:
+    import socket
+
+    request_id = f"huge-{uuid.uuid4().hex}"
+    with socket.create_connection((lr_server.host, lr_server.port), timeout=10) as connection:
+        connection.sendall(
+            f"POST {V1} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"x-request-id: {request_id}\r\nContent-Length: 999999999999\r\n\r\n".encode()
+        )
+        answer = connection.recv(4096).decode("latin-1")
+    assert answer.startswith("HTTP/1.1 413")
+
+    stored = records_by_id(request_log_dir, {request_id})[request_id]
+    assert (stored["http_status"], stored["reason"], stored["status"]) == (
+        413,
+        "body_too_large",
+        "invalid",
+    )
