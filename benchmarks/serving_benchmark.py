@@ -11,7 +11,10 @@ sends, for V1 and V2, single-row and 100-row requests at concurrency 1 and 8, ea
 bounded by a request count and a time cap, one persistent HTTP connection per worker thread.
 It prints
 p50/p99 latency and throughput. The client shares the machine (and its CPUs) with the server,
-so the figures are a floor for a real deployment, not a ceiling.
+so the figures are a floor for a real deployment, not a ceiling. The HTTP table also gives the
+server process's CPU time per request (user + system, from /proc): on a busy shared machine the
+latencies swing with other processes' load, while the CPU a request costs barely does, so that
+column is the one to compare between two versions of the server.
 """
 
 from __future__ import annotations
@@ -49,10 +52,17 @@ class Measured:
     wall_s: float
     rows_per_request: int
     errors: int = 0
+    server_cpu_s: float | None = None  # CPU time the server process spent on these requests
 
     def p(self, quantile: float) -> float:
         ordered = sorted(self.latencies_s)
         return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))] * 1000
+
+    @property
+    def server_cpu_ms_per_request(self) -> float | None:
+        if self.server_cpu_s is None or not self.latencies_s:
+            return None
+        return self.server_cpu_s * 1000 / len(self.latencies_s)
 
     @property
     def per_second(self) -> float:
@@ -95,6 +105,15 @@ def time_calls(
         call()
         latencies.append(time.perf_counter() - start)
     return Measured(label, latencies, time.perf_counter() - began, rows)
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` (all its threads), or None off Linux."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def load(
@@ -150,24 +169,30 @@ def load(
         thread.start()
     while start_gate.n_waiting < concurrency:  # every worker has warmed up its connection
         time.sleep(0.005)
+    pid = server.process.pid if server.process is not None else -1
+    cpu_before = process_cpu_seconds(pid)
     began = time.perf_counter()
     deadline = began + cap_s
     start_gate.wait()
     for thread in threads:
         thread.join()
-    return Measured(label, latencies, time.perf_counter() - began, rows, errors[0])
+    cpu_after = process_cpu_seconds(pid)
+    cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    return Measured(label, latencies, time.perf_counter() - began, rows, errors[0], cpu)
 
 
 def print_table(title: str, rows: list[Measured], *, http: bool) -> None:
     print(f"\n{title}")
     head = f"  {'scenario':<34}{'n':>7}{'p50 ms':>10}{'p99 ms':>10}{'req/s':>10}{'rows/s':>11}"
-    print(head + ("   errors" if http else ""))
+    print(head + ("   errors  srv CPU ms/req" if http else ""))
     for m in rows:
         line = (
             f"  {m.label:<34}{len(m.latencies_s):>7}{m.p(0.5):>10.3f}{m.p(0.99):>10.3f}"
             f"{m.per_second:>10.0f}{m.per_second * m.rows_per_request:>11.0f}"
         )
-        print(line + (f"{m.errors:>9}" if http else ""))
+        cpu = m.server_cpu_ms_per_request
+        cpu_text = f"{cpu:>16.3f}" if cpu is not None else f"{'n/a':>16}"
+        print(line + (f"{m.errors:>9}{cpu_text}" if http else ""))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -196,6 +196,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     argv += ["--max-instances", str(args.max_instances)]
     if args.request_log_uri:
         argv += ["--request-log-uri", args.request_log_uri]
+    if args.request_log_retention_days is not None:
+        argv += ["--request-log-retention-days", str(args.request_log_retention_days)]
     return predictor.main(argv)
 
 
@@ -520,7 +522,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--request-log-uri",
-        help="also write request-log batches (JSON lines) to this folder or s3://bucket/prefix",
+        help="write full request records (features included) as private JSON-lines batches to "
+        "this folder or s3://bucket/prefix; stdout gets metadata only",
+    )
+    serve.add_argument(
+        "--request-log-retention-days",
+        type=int,
+        default=None,
+        help="delete request-log day partitions older than this many days",
     )
     serve.set_defaults(handler=cmd_serve)
 

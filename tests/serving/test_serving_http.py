@@ -17,6 +17,7 @@ from sklearn.pipeline import Pipeline
 
 from stroke_mlops.registry.model_dir import MODEL_FILE
 from stroke_mlops.serving.infra_validation import ServerProcess, v1_body, v2_body
+from stroke_mlops.serving.request_log import stdout_summary
 from stroke_mlops.serving.scoring import instances_to_frame
 from tests.s3_server import S3Bucket
 from tests.serving.model_dirs import (
@@ -221,7 +222,7 @@ def test_a_persistent_connection_survives_bad_requests(
     assert statuses == [200, 400, 200, 400, 200]
 
 
-def test_each_request_is_logged_to_stdout_and_to_the_sink(
+def test_each_request_goes_in_full_to_the_sink_and_as_metadata_to_stdout(
     lr_server: ServerProcess, request_log_dir: Path, signature_doc: dict[str, Any]
 ) -> None:
     request_id = f"test-{uuid.uuid4().hex}"
@@ -250,13 +251,15 @@ def test_each_request_is_logged_to_stdout_and_to_the_sink(
         sink_record = find("".join(p.read_text() for p in sink_files))
         time.sleep(0.1)
 
-    assert stdout_record is not None and sink_record == stdout_record
-    assert stdout_record["status"] == "ok" and stdout_record["model_version"] == TEST_VERSION
-    assert stdout_record["outputs"]["probability"] == [
-        p["probability"] for p in answer["predictions"]
-    ]
-    assert stdout_record["inputs"]["gender"] == [e["gender"] for e in signature_doc["examples"]]
-    assert isinstance(stdout_record["latency_ms"], float)
+    assert stdout_record is not None and sink_record is not None
+    assert stdout_record == stdout_summary(sink_record)  # stdout: metadata only
+    assert "inputs" not in stdout_record and "outputs" not in stdout_record
+    assert stdout_record["positives"] == sum(p["decision"] for p in answer["predictions"])
+    assert sink_record["status"] == "ok" and sink_record["model_version"] == TEST_VERSION
+    probabilities = [p["probability"] for p in answer["predictions"]]
+    assert sink_record["outputs"]["probability"] == probabilities
+    assert sink_record["inputs"]["gender"] == [e["gender"] for e in signature_doc["examples"]]
+    assert isinstance(sink_record["latency_ms"], float)
 
 
 def test_a_tampered_model_is_refused_at_load(lr_model_dir: Path, tmp_path: Path) -> None:

@@ -27,19 +27,43 @@ from tests.serving.model_dirs import (
 )
 
 
+class RecordSink:
+    """Stands in for the RequestLogSink: keeps every full record it is given."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+
+    def submit(self, line: bytes) -> bool:
+        self.lines.append(line)
+        return True
+
+    def close(self) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
 def log_stream() -> io.StringIO:
     return io.StringIO()
 
 
 @pytest.fixture(scope="module")
-def model(lr_model_dir: Path, log_stream: io.StringIO) -> StrokeModel:
-    loaded = StrokeModel(str(lr_model_dir), request_logger=RequestLogger(stream=log_stream))
+def log_sink() -> RecordSink:
+    return RecordSink()
+
+
+@pytest.fixture(scope="module")
+def model(lr_model_dir: Path, log_stream: io.StringIO, log_sink: RecordSink) -> StrokeModel:
+    logger = RequestLogger(stream=log_stream, sink=log_sink)  # type: ignore[arg-type]
+    loaded = StrokeModel(str(lr_model_dir), request_logger=logger)
     assert loaded.load() is True
     return loaded
 
 
-def last_record(stream: io.StringIO) -> dict[str, Any]:
+def last_record(sink: RecordSink) -> dict[str, Any]:
+    return dict(json.loads(sink.lines[-1]))
+
+
+def last_stdout_line(stream: io.StringIO) -> dict[str, Any]:
     return dict(json.loads(stream.getvalue().splitlines()[-1]))
 
 
@@ -65,14 +89,14 @@ def test_v1_and_v2_go_through_one_path_to_the_same_answer(
     model: StrokeModel,
     lr_pipeline: Pipeline,
     signature_doc: dict[str, Any],
-    log_stream: io.StringIO,
+    log_sink: RecordSink,
 ) -> None:
     examples = signature_doc["examples"]
     expected = lr_pipeline.predict_proba(instances_to_frame(examples))[:, 1]
 
     v1 = model.predict({"instances": examples}, headers={"x-request-id": "req-1"})
     assert isinstance(v1, dict) and v1["model_version"] == TEST_VERSION
-    v1_record = last_record(log_stream)
+    v1_record = last_record(log_sink)
     v2 = model.predict(v2_request(examples, signature_doc))
     assert isinstance(v2, InferResponse)
     v2_body, _ = v2.to_rest()
@@ -91,12 +115,15 @@ def test_v1_and_v2_go_through_one_path_to_the_same_answer(
     assert v1_record["inputs"]["age"] == [e["age"] for e in examples]
     assert v1_record["outputs"]["probability"] == [p["probability"] for p in v1["predictions"]]
     assert v1_record["latency_ms"] >= 0
-    v2_record = last_record(log_stream)
+    v2_record = last_record(log_sink)
     assert v2_record["protocol"] == "v2" and v2_record["request_id"] == "v2-req"
 
 
 def test_bad_input_raises_invalid_input_and_is_logged(
-    model: StrokeModel, signature_doc: dict[str, Any], log_stream: io.StringIO
+    model: StrokeModel,
+    signature_doc: dict[str, Any],
+    log_stream: io.StringIO,
+    log_sink: RecordSink,
 ) -> None:
     bad = {**signature_doc["examples"][0], "gender": "F"}
     with pytest.raises(InvalidInput) as caught:
@@ -104,9 +131,13 @@ def test_bad_input_raises_invalid_input_and_is_logged(
     assert str(caught.value) == (
         'instance 1: field "gender": expected one of Female, Male, Other; got "F"'
     )
-    record = last_record(log_stream)
+    record = last_record(log_sink)
     assert record["status"] == "invalid" and record["error"] == str(caught.value)
+    assert (record["http_status"], record["reason"]) == (400, "invalid_value")
     assert "inputs" not in record
+    shown = last_stdout_line(log_stream)  # stdout: the reason, never the message quoting "F"
+    assert (shown["request_id"], shown["reason"]) == (record["request_id"], "invalid_value")
+    assert "error" not in shown and '"F"' not in log_stream.getvalue()
     # the model keeps answering
     assert model.predict({"instances": signature_doc["examples"][:1]})["predictions"]
 
@@ -169,7 +200,7 @@ def test_a_missing_directory_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_grpc_shaped_request_goes_through_the_same_path(
-    model: StrokeModel, signature_doc: dict[str, Any], log_stream: io.StringIO
+    model: StrokeModel, signature_doc: dict[str, Any], log_sink: RecordSink
 ) -> None:
     from kserve.protocol.grpc.grpc_predict_v2_pb2 import ModelInferRequest
 
@@ -193,6 +224,6 @@ def test_a_grpc_shaped_request_goes_through_the_same_path(
     probability = response.get_output_by_name("probability")
     assert probability is not None
     assert list(probability.data) == [p["probability"] for p in v1["predictions"]]
-    record = [json.loads(line) for line in log_stream.getvalue().splitlines()][-2]
+    record = json.loads(log_sink.lines[-2])
     assert record["request_id"] == "grpc-1"
     assert record["inputs"]["gender"] == [e["gender"] for e in examples]  # bytes logged as text

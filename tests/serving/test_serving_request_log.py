@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -48,16 +50,38 @@ class Recorder:
         return [json.loads(line) for body in bodies for line in body.splitlines()]
 
 
-def test_logger_writes_one_json_line_per_record_with_numpy_values() -> None:
-    stream = io.StringIO()
-    logger = RequestLogger(stream=stream)
-    logger.log({"request_id": "a", "outputs": {"probability": np.array([0.25, 0.5])}})
-    logger.log({"request_id": "b", "latency_ms": np.float64(1.5)})
+def test_sink_gets_the_full_record_and_stdout_only_its_metadata() -> None:
+    stream, recorder = io.StringIO(), Recorder()
+    sink = RequestLogSink(recorder, batch_size=10, flush_interval_s=60)
+    logger = RequestLogger(stream=stream, sink=sink)
+    logger.log(
+        {
+            "request_id": "a",
+            "model_version": "v1",
+            "status": "ok",
+            "inputs": {"age": [71.5, 33.0]},
+            "outputs": {"probability": np.array([0.25, 0.5]), "decision": np.array([0, 1])},
+            "latency_ms": np.float64(1.5),
+        }
+    )
+    logger.log({"request_id": "b", "status": "invalid", "reason": "invalid_value", "error": "x"})
+    logger.close()
 
-    lines = stream.getvalue().splitlines()
-    assert [json.loads(line) for line in lines] == [
-        {"request_id": "a", "outputs": {"probability": [0.25, 0.5]}},
-        {"request_id": "b", "latency_ms": 1.5},
+    assert recorder.records() == [
+        {
+            "request_id": "a",
+            "model_version": "v1",
+            "status": "ok",
+            "inputs": {"age": [71.5, 33.0]},
+            "outputs": {"probability": [0.25, 0.5], "decision": [0, 1]},
+            "latency_ms": 1.5,
+        },
+        {"request_id": "b", "status": "invalid", "reason": "invalid_value", "error": "x"},
+    ]
+    assert [json.loads(line) for line in stream.getvalue().splitlines()] == [
+        {"request_id": "a", "model_version": "v1", "status": "ok", "latency_ms": 1.5}
+        | {"positives": 1},
+        {"request_id": "b", "status": "invalid", "reason": "invalid_value"},
     ]
 
 
@@ -148,13 +172,15 @@ def test_directory_writer_stores_objects_as_files(tmp_path: Path) -> None:
 
 
 def test_logging_never_raises_on_values_json_cannot_hold() -> None:
-    stream = io.StringIO()
-    logger = RequestLogger(stream=stream)
+    recorder = Recorder()
+    sink = RequestLogSink(recorder, batch_size=10, flush_interval_s=60)
+    logger = RequestLogger(stream=io.StringIO(), sink=sink)
     logger.log({"request_id": "x", "inputs": {"gender": [b"Male"]}, "odd": {1.5: "float key"}})
     logger.log({"request_id": "y", "inputs": {"gender": [b"Female"]}})
+    logger.close()
 
-    first, second = (json.loads(line) for line in stream.getvalue().splitlines())
-    assert first["request_id"] == "x" and "not serializable" in first["log_error"]
+    first, second = recorder.records()
+    assert first["request_id"] == "x" and "not serializable" in str(first["log_error"])
     assert second == {"request_id": "y", "inputs": {"gender": ["Female"]}}
 
 
@@ -171,3 +197,110 @@ def test_request_records_reach_an_s3_bucket_for_monitoring(s3_bucket: S3Bucket) 
     records = [json.loads(line) for key in keys for line in s3_bucket.read(key).splitlines()]
     assert sorted(r["request_id"] for r in records) == ["r0", "r1", "r2"]
     assert sink.dropped == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Private stores and the retention setting
+
+TODAY = dt.date(2026, 11, 30)
+
+
+def test_directory_store_writes_owner_only_files_and_folders(tmp_path: Path) -> None:
+    previous = os.umask(0)  # without our modes, files would come out 0666 and folders 0777
+    try:
+        write = directory_writer(tmp_path / "logs")
+        write("request-logs/dt=2026-11-30/a.jsonl", b'{"n": 1}\n')
+    finally:
+        os.umask(previous)
+    written = tmp_path / "logs/request-logs/dt=2026-11-30/a.jsonl"
+    assert written.stat().st_mode & 0o777 == 0o600
+    for folder in (written.parent, written.parent.parent, tmp_path / "logs"):
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+
+
+def test_retention_deletes_old_day_partitions_of_a_folder(tmp_path: Path) -> None:
+    store = directory_writer(tmp_path)
+    for day in ("2026-01-01", "2026-11-22", "2026-11-23", "2026-11-29"):
+        store(f"request-logs/dt={day}/a.jsonl", b"{}\n")
+        store(f"request-logs/dt={day}/b.jsonl", b"{}\n")
+    (tmp_path / "request-logs" / "notes").mkdir()  # not a partition: left alone
+
+    sink = RequestLogSink(store, retention_days=7, today=lambda: TODAY)
+    sink.submit(b'{"n": 1}\n')
+    sink.close()
+
+    left = sorted(p.name for p in (tmp_path / "request-logs").iterdir())
+    assert left == [
+        "dt=2026-11-23",
+        "dt=2026-11-29",
+        f"dt={dt.datetime.now(dt.UTC):%Y-%m-%d}",
+        "notes",
+    ]
+    assert sink.expired_objects == 4 and sink.written == 1
+
+
+def test_retention_deletes_old_day_partitions_in_s3(s3_bucket: S3Bucket) -> None:
+    for day in ("2025-12-31", "2026-11-01", "2026-11-29"):
+        s3_bucket.put(f"monitoring/request-logs/dt={day}/a.jsonl", b"{}\n")
+    s3_bucket.put("monitoring/request-logs-other/dt=2020-01-01/a.jsonl", b"{}\n")
+
+    store = writer_for(s3_bucket.uri("monitoring"))
+    sink = RequestLogSink(store, retention_days=30, today=lambda: TODAY)
+    sink.close()
+
+    assert s3_bucket.keys("monitoring/") == [
+        "monitoring/request-logs-other/dt=2020-01-01/a.jsonl",
+        "monitoring/request-logs/dt=2026-11-01/a.jsonl",
+        "monitoring/request-logs/dt=2026-11-29/a.jsonl",
+    ]
+    assert sink.expired_objects == 1
+
+
+def test_s3_request_log_objects_are_private(s3_bucket: S3Bucket) -> None:
+    import boto3
+
+    store = writer_for(s3_bucket.uri("monitoring"))
+    store("request-logs/dt=2026-11-30/a.jsonl", b"{}\n")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_bucket.endpoint_url,
+        aws_access_key_id=os.environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+    )
+    acl = client.get_object_acl(
+        Bucket=s3_bucket.name, Key="monitoring/request-logs/dt=2026-11-30/a.jsonl"
+    )
+    assert [grant["Permission"] for grant in acl["Grants"]] == ["FULL_CONTROL"]
+    assert acl["Grants"][0]["Grantee"]["ID"] == acl["Owner"]["ID"]
+
+
+def test_retention_needs_a_store_that_can_delete() -> None:
+    with pytest.raises(ValueError, match="retention_days needs a store"):
+        RequestLogSink(Recorder(), retention_days=7)
+    with pytest.raises(ValueError, match="retention_days must be >= 1"):
+        RequestLogSink(Recorder(), retention_days=0)
+
+
+def test_the_server_command_checks_the_retention_setting(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from stroke_mlops.serving.predictor import main
+
+    for argv in (
+        ["--request-log-retention-days", "0", "--request-log-uri", "/tmp/x"],
+        ["--request-log-retention-days", "7"],
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+    errors = capsys.readouterr().err
+    assert "expected a whole number of days >= 1; got '0'" in errors
+    assert "--request-log-retention-days needs --request-log-uri" in errors
+
+    from stroke_mlops.cli import main as stroke_mlops  # `stroke-mlops serve` passes it on
+
+    with pytest.raises(SystemExit) as exited:
+        stroke_mlops(["serve", "--model-uri", "/nowhere", "--request-log-retention-days", "-3"])
+    assert exited.value.code == 2
+    assert "expected a whole number of days >= 1; got '-3'" in capsys.readouterr().err

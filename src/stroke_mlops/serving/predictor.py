@@ -15,9 +15,13 @@ protocols through one code path:
 Both inference routes hand the raw body to ``predict()``, which decodes it strictly (V1: strict
 JSON; V2: :mod:`stroke_mlops.serving.v2_request`, JSON or binary tensors). Any bad input is a
 ``kserve.errors.InvalidInput`` (HTTP 400) naming the instance, the field and what was expected.
-Every request, good or bad, is logged as one JSON line
-(see :mod:`stroke_mlops.serving.request_log`). The HTTP layer's limits (body size, header and
-body deadlines, connections) are :mod:`stroke_mlops.serving.http_limits`.
+Every request, good or bad, gives one record (see :mod:`stroke_mlops.serving.request_log`): the
+full record, features included, to the private request-log store, and its metadata only as one
+JSON line on stdout. Requests refused before ``predict()`` (an oversized body, an unknown model)
+are recorded by :class:`RefusalRecorder`, an ASGI middleware, helped by our handlers for
+``InvalidInput`` and ``RequestValidationError``, which replace KServe's.
+:mod:`stroke_mlops.serving.metrics` counts both kinds on ``/metrics``. The HTTP layer's limits
+(body size, header and body deadlines, connections) are :mod:`stroke_mlops.serving.http_limits`.
 
 Run it with ``python -m stroke_mlops.serving.predictor --model-uri DIR_OR_S3_URI [--port 8080]
 [--host 127.0.0.1]``.
@@ -26,6 +30,7 @@ Run it with ``python -m stroke_mlops.serving.predictor --model-uri DIR_OR_S3_URI
 from __future__ import annotations
 
 import argparse
+import contextvars
 import copy
 import logging
 import os
@@ -33,7 +38,8 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,10 +58,11 @@ from stroke_mlops.serving.http_limits import (
     apply_to_uvicorn,
     limits_for,
 )
+from stroke_mlops.serving.metrics import ServingMetrics, count_missing, refusal_reason
 from stroke_mlops.serving.request_log import (
     RequestLogger,
     RequestLogSink,
-    new_request_id,
+    bounded_request_id,
     utc_timestamp,
     writer_for,
 )
@@ -76,6 +83,33 @@ log = logging.getLogger(
 DEFAULT_MODEL_URI = "/mnt/models"  # where KServe's storage initializer puts storageUri
 DEFAULT_HTTP_PORT = 8080
 OUTPUT_NAMES = ("probability", "decision")
+MAX_ERROR_CHARS = 1000  # refusal messages (to the client and the store) are cut here
+INFERENCE_PATH_ENDINGS = (":predict", ":explain", "/infer")
+
+
+@dataclass
+class RequestContext:
+    """One inference request as the middleware saw it, shared with predict() and the handlers."""
+
+    client_id: str | None  # the x-request-id header as sent
+    started: float
+    protocol: str
+    request_id: str | None = None  # bounded; set by predict() or when a refusal is recorded
+    request_id_replaced: str | None = None  # why the client's id was not kept
+    recorded: bool = False
+    error: str | None = None
+
+
+_current_request: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "stroke_request", default=None
+)
+
+
+def cap_message(message: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``message`` cut to ``limit`` characters (with a note saying how much was left out)."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}… ({len(message) - limit} more characters not shown)"
 
 
 class ModelLoadError(RuntimeError):
@@ -120,6 +154,7 @@ class StrokeModel(Model):
         *,
         name: str = schema.MODEL_NAME,
         request_logger: RequestLogger | None = None,
+        metrics: ServingMetrics | None = None,
         download_dir: Path | None = None,
         max_instances: int = MAX_INSTANCES,
     ) -> None:
@@ -128,6 +163,8 @@ class StrokeModel(Model):
         self.max_instances = max_instances
         self.compiled: CompiledModel | None = None
         self.request_logger = request_logger or RequestLogger()
+        self.metrics = metrics or ServingMetrics(registry=None)
+        self._nullable: tuple[str, ...] = ()
         self._download_dir = download_dir
 
     def load(self) -> bool:
@@ -142,6 +179,8 @@ class StrokeModel(Model):
             reason = str(error) or repr(error)
             where = "" if self.model_uri in reason else f"{self.model_uri}: "
             raise ModelLoadError(f"{where}{reason}") from error
+        self._nullable = tuple(spec.name for spec in self.compiled.specs if spec.nullable)
+        self.metrics.add_features(spec.name for spec in self.compiled.specs)
         log.info(
             "loaded model %s version %s (%s, threshold %.4f) from %s",
             self.name,
@@ -186,21 +225,29 @@ class StrokeModel(Model):
         does not decode is refused and recorded like any other invalid request.
         """
         started = time.perf_counter()
+        context = _current_request.get()
         compiled = self._model()
         is_v2 = isinstance(payload, InferRequest | RawV2Request)
+        v2_id = payload.id if isinstance(payload, InferRequest) else None
+        request_id, replaced = bounded_request_id((headers or {}).get("x-request-id") or v2_id)
+        if context is not None:
+            context.request_id, context.request_id_replaced = request_id, replaced
+            context.recorded = True  # this method records the request, good or bad
         record: dict[str, Any] = {
             "ts": utc_timestamp(),
-            "request_id": (headers or {}).get("x-request-id") or new_request_id(),
+            "request_id": request_id,
             "model_name": self.name,
             "model_version": compiled.version,
             "protocol": "v2" if is_v2 else "v1",
         }
+        if replaced is not None:
+            record["request_id_replaced"] = replaced
         try:
             if isinstance(payload, RawV2Request):
                 payload = decode_v2_request(payload, self.name)
             if isinstance(payload, InferRequest):
                 if payload.id and not (headers or {}).get("x-request-id"):
-                    record["request_id"] = payload.id
+                    _use_request_id(record, context, payload.id)  # known once decoded
                 columns, count = columns_from_v2(payload.inputs, compiled.specs, self.max_instances)
                 _check_requested_outputs(payload)
             else:
@@ -208,13 +255,18 @@ class StrokeModel(Model):
                 columns, count = columns_from_v1(body, compiled.specs, self.max_instances)
             predictions = compiled.predict(columns, count)
         except InvalidRequestError as error:
+            message = cap_message(str(error))
+            reason = refusal_reason(400, message)
             record.update(
                 status="invalid",
-                error=str(error),
+                http_status=400,
+                reason=reason,
+                error=message,
                 latency_ms=round((time.perf_counter() - started) * 1000, 3),
             )
             self.request_logger.log(record)
-            raise InvalidInput(str(error)) from error
+            self.metrics.observe_refusal(reason)
+            raise InvalidInput(message) from error
         response: dict[str, Any] | InferResponse
         if isinstance(payload, InferRequest):
             response = InferResponse(
@@ -241,12 +293,55 @@ class StrokeModel(Model):
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
         )
         self.request_logger.log(record)
+        self.metrics.observe_predictions(
+            compiled.version,
+            predictions.probabilities,
+            predictions.decisions,
+            count_missing(columns, self._nullable),
+        )
         return response
+
+    def record_refusal(self, context: RequestContext, status: int, message: str) -> None:
+        """Record a request refused before predict() (no inputs: they may not even parse)."""
+        if context.recorded:
+            return
+        context.recorded = True
+        if context.request_id is None:
+            context.request_id, context.request_id_replaced = bounded_request_id(context.client_id)
+        message = cap_message(message)
+        reason = refusal_reason(status, message)
+        record: dict[str, Any] = {
+            "ts": utc_timestamp(),
+            "request_id": context.request_id,
+            "model_name": self.name,
+            "model_version": self.compiled.version if self.compiled else None,
+            "protocol": context.protocol,
+            "status": "invalid",
+            "http_status": status,
+            "reason": reason,
+            "error": message,
+            "latency_ms": round((time.perf_counter() - context.started) * 1000, 3),
+        }
+        if context.request_id_replaced is not None:
+            record["request_id_replaced"] = context.request_id_replaced
+        self.request_logger.log(record)
+        self.metrics.observe_refusal(reason)
 
     def _model(self) -> CompiledModel:
         if self.compiled is None:
             raise ModelNotReady(self.name, "the model is not loaded")
         return self.compiled
+
+
+def _use_request_id(record: dict[str, Any], context: RequestContext | None, candidate: str) -> None:
+    """Take a V2 body's ``id`` as the request id, bounded like a header's."""
+    request_id, replaced = bounded_request_id(candidate)
+    record["request_id"] = request_id
+    record.pop("request_id_replaced", None)
+    if replaced is not None:
+        record["request_id_replaced"] = replaced
+    if context is not None:
+        context.request_id, context.request_id_replaced = request_id, replaced
 
 
 def _check_requested_outputs(request: InferRequest) -> None:
@@ -272,17 +367,74 @@ _CLIENT_ERRORS: tuple[tuple[type[Exception], int], ...] = (
 
 
 class _OneLineInvalidInput(logging.Filter):
-    """Client mistakes (and a not-ready model) as one warning line, never a traceback."""
+    """Client mistakes (and a not-ready model) as one warning line, never a traceback, and
+    never the message (it can quote submitted values; the request-log store has it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         error = record.exc_info[1] if record.exc_info else None
         for kind, status in _CLIENT_ERRORS:
             if isinstance(error, kind):
-                record.msg, record.args = f"refused request ({status}): %s", (error,)
+                reason = refusal_reason(status, str(error))
+                record.msg, record.args = f"refused request ({status}, %s)", (reason,)
                 record.exc_info, record.exc_text = None, None
                 record.levelno, record.levelname = logging.WARNING, "WARNING"
                 break
         return True
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class RefusalRecorder:
+    """ASGI middleware: every inference request answered with a 4xx is recorded once.
+
+    It shares a :class:`RequestContext` (the client's ``x-request-id``, the arrival time) with
+    predict() and the error handlers through a context variable, and when the response status is
+    4xx and predict() did not record the request itself (KServe refused it first), records it
+    with the handler's message or, failing that, its status, under a bounded request id (see
+    request_log.bounded_request_id).
+    """
+
+    def __init__(self, app: ASGIApp, model: StrokeModel) -> None:
+        self.app = app
+        self.model = model
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if scope["type"] != "http" or not path.endswith(INFERENCE_PATH_ENDINGS):
+            await self.app(scope, receive, send)
+            return
+        client_id = None
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                client_id = value.decode("latin-1")
+                break
+        context = RequestContext(
+            client_id=client_id,
+            started=time.perf_counter(),
+            protocol="v2" if path.startswith("/v2/") else "v1",
+        )
+        token = _current_request.set(context)
+        status = 0
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                if 400 <= status < 500 and not context.recorded:
+                    self.model.record_refusal(
+                        context, status, context.error or f"HTTP {status} before the model"
+                    )
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            _current_request.reset(token)
 
 
 def configure_server_logging() -> None:
@@ -304,18 +456,34 @@ def configure_server_logging() -> None:
     warnings.filterwarnings("ignore", message="ORJSONResponse is deprecated")
 
 
-def _install_bad_body_handler() -> None:
-    """FastAPI answers a V2 body that does not parse with 422; we answer 400 like KServe does."""
+def _install_refusal_handlers(app: Any) -> None:
+    """Our 400 handlers in place of KServe's: one response shape, the message kept for the record.
+
+    KServe answers ``InvalidInput`` with 400 and an ``error:`` traceback; FastAPI answers a V2
+    body that does not parse with 422. Both become ``400 {"error": message}`` here, the message
+    capped, and the request is recorded by RefusalRecorder; stderr gets one line with its reason.
+    """
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-    from kserve.model_server import app  # the FastAPI app every kserve.ModelServer serves
+
+    def refuse(message: str) -> JSONResponse:
+        message = cap_message(message)
+        context = _current_request.get()
+        if context is not None:
+            context.error = message
+        request_id = context.request_id if context is not None else None
+        # one line, and never the message: it can quote what the client sent
+        log.warning("refused request %s (400, %s)", request_id or "-", refusal_reason(400, message))
+        return JSONResponse(status_code=400, content={"error": message})
+
+    async def invalid_input(_: Request, error: Exception) -> JSONResponse:
+        return refuse(str(error))
 
     async def bad_body(_: Request, error: Exception) -> JSONResponse:
         problems = error.errors() if isinstance(error, RequestValidationError) else []
-        message = f"malformed V2 inference request: {describe_body_errors(problems) or error}"
-        log.warning("invalid request (400): %s", message)
-        return JSONResponse(status_code=400, content={"error": message})
+        return refuse(f"malformed V2 inference request: {describe_body_errors(problems) or error}")
 
+    app.add_exception_handler(InvalidInput, invalid_input)
     app.add_exception_handler(RequestValidationError, bad_body)
 
 
@@ -334,7 +502,8 @@ def describe_body_errors(problems: Sequence[Any]) -> str:
             location = location[2:]
         elif location[:1] == ["body"]:
             location = location[1:]
-        parts.append(f"{'.'.join(location) or 'body'}: {problem.get('msg', 'invalid')}")
+        where = ".".join(part[:40] for part in location[:8]) or "body"  # keys are client data
+        parts.append(f"{where}: {str(problem.get('msg', 'invalid'))[:200]}")
     shown = parts[:5]
     more = f"; and {len(parts) - len(shown)} more" if len(parts) > len(shown) else ""
     return "; ".join(shown) + more
@@ -386,9 +555,17 @@ def install_inference_routes(app: Any, dataplane: Any) -> None:
 class _ModelServer(ModelServer):
     """kserve.ModelServer with our bind address, HTTP limits and strict inference routes."""
 
-    def __init__(self, *, host: str, limits: ServingLimits, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        host: str,
+        limits: ServingLimits,
+        recorded_model: StrokeModel | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self._host = host
+        self._recorded_model = recorded_model
         self._limits = limits
 
     def start(self, models: list[Any]) -> None:
@@ -396,6 +573,8 @@ class _ModelServer(ModelServer):
 
         install_inference_routes(app, self.dataplane)
         app.add_middleware(BodyLimitMiddleware, limits=self._limits)
+        if self._recorded_model is not None:  # outermost: it also sees the limits' 413 and 408
+            app.add_middleware(RefusalRecorder, model=self._recorded_model)
         super().start(models)
 
     def setup_event_loop(self) -> None:
@@ -403,6 +582,16 @@ class _ModelServer(ModelServer):
         if self._rest_server is not None:
             self._rest_server.config.host = self._host
             apply_to_uvicorn(self._rest_server.config, self._limits)
+            rest_server = self._rest_server
+            create_application = rest_server.create_application
+
+            def create_application_with_our_handlers() -> None:
+                create_application()  # registers KServe's handlers, which ours then replace
+                from kserve.model_server import app
+
+                _install_refusal_handlers(app)
+
+            rest_server.create_application = create_application_with_our_handlers
         super().setup_event_loop()
 
 
@@ -419,25 +608,33 @@ def serve(
     """Load the model at ``model_uri`` and serve it until SIGTERM/SIGINT (blocks).
 
     Raises ModelLoadError (one-line reason) before listening if the model cannot be served.
-    gRPC is off unless ``grpc_port`` is given. ``request_log_sink`` also sends the request
-    records to an object store (see request_log.RequestLogSink). ``limits`` bounds what
-    clients can send and hold (see http_limits; the defaults are the deployed ones).
+    gRPC is off unless ``grpc_port`` is given. ``request_log_sink`` sends the full request
+    records to an object store (see request_log.RequestLogSink); stdout gets metadata only.
+    Metrics go to prometheus_client's default registry, which KServe serves on ``/metrics``.
+    ``limits`` bounds what clients can send and hold (see http_limits; the defaults are the
+    deployed ones).
     """
     limits = limits or ServingLimits()
     configure_server_logging()
     logger = RequestLogger(
         stream=sys.stdout if log_requests_to_stdout else None, sink=request_log_sink
     )
-    model = StrokeModel(model_uri, request_logger=logger, max_instances=limits.max_instances)
+    model = StrokeModel(
+        model_uri,
+        request_logger=logger,
+        max_instances=limits.max_instances,
+        metrics=ServingMetrics(),
+    )
     try:
         model.load()
     except ModelLoadError:
         logger.close()
         raise
-    _install_bad_body_handler()
+    model.metrics.watch_request_log(request_log_sink)
     server = _ModelServer(
         host=host,
         limits=limits,
+        recorded_model=model,
         http_port=port,
         grpc_port=grpc_port or 8081,
         enable_grpc=grpc_port is not None,
@@ -468,8 +665,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--request-log-dir",
         dest="request_log_uri",
         default=os.environ.get("STROKE_REQUEST_LOG_URI"),
-        help="also write request records, batched as JSON-lines objects, to this folder or "
-        "s3://bucket/prefix (monitoring); default $STROKE_REQUEST_LOG_URI",
+        help="write full request records (features included), batched as private JSON-lines "
+        "objects, to this folder or s3://bucket/prefix (monitoring); default "
+        "$STROKE_REQUEST_LOG_URI",
+    )
+    parser.add_argument(
+        "--request-log-retention-days",
+        type=_positive_int,
+        default=os.environ.get("STROKE_REQUEST_LOG_RETENTION_DAYS"),  # argparse applies type
+        help="delete request-log day partitions older than this many days (at start and daily); "
+        "default $STROKE_REQUEST_LOG_RETENTION_DAYS, or keep everything",
     )
     defaults = ServingLimits()
     parser.add_argument(
@@ -488,7 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--no-stdout-request-log",
         action="store_true",
-        help="do not print a JSON line per request on stdout",
+        help="do not print a metadata line (id, version, status, latency) per request on stdout",
     )
     return parser
 
@@ -509,11 +714,28 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of days >= 1; got {text!r}")
+    return value
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m stroke_mlops.serving.predictor``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.request_log_retention_days is not None and not args.request_log_uri:
+        parser.error("--request-log-retention-days needs --request-log-uri")
     sink = (
-        RequestLogSink(writer_for(args.request_log_uri), flush_interval_s=1.0)
+        RequestLogSink(
+            writer_for(args.request_log_uri),
+            flush_interval_s=1.0,
+            retention_days=args.request_log_retention_days,
+        )
         if args.request_log_uri
         else None
     )

@@ -334,6 +334,8 @@ def _describe(value: Any) -> str:
             return "Infinity" if value > 0 else "-Infinity"
         return repr(value)
     if isinstance(value, int):
+        if value.bit_length() > 64:  # never echo (or even convert) a huge integer in full
+            return f"an integer of about {round(value.bit_length() * 0.30103)} digits"
         return str(value)
     if isinstance(value, list | tuple):
         return "an array"
