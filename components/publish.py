@@ -11,6 +11,7 @@ def publish(
     model: Input[Model],
     evaluation: Input[Artifact],
     fingerprint: Input[Artifact],
+    raw_data: Input[Dataset],
     train_data: Input[Dataset],
     test_data: Input[Dataset],
     gate_report: Input[Markdown],
@@ -18,7 +19,8 @@ def publish(
     published_model: Output[Model],
     model_card: Output[Markdown],
 ) -> NamedTuple("Published", [("version", str), ("model_uri", str)]):  # type: ignore[valid-type]
-    """Write an immutable, verified model version to the store (the pointer does not move)."""
+    """Write an immutable, verified model version to the store (the pointer does not move);
+    keep the raw training CSV there by its sha256, for retraining."""
     import json
     import shutil
     from pathlib import Path
@@ -37,6 +39,7 @@ def publish(
         gate_summary=Path(gate_report.path).read_text().split("\n", 2)[-1],
         store_uri=store_uri,
         published_path=Path(published_model.path),
+        raw_path=Path(raw_data.path),
     )
     shutil.copyfile(Path(published_model.path) / MODEL_CARD_FILE, model_card.path)
     published_model.metadata.update({"version": version, "uri": model_uri})

@@ -336,7 +336,38 @@ def run_locally(
     """Run the whole pipeline with kfp.local in a run folder of its own; never raises for a
     failed step. Progress goes to ``stream`` (stdout); kfp's own output to ``kfp.log`` (and to
     ``stream`` too with ``verbose``)."""
+    return execute_locally(
+        build_pipeline(),
+        {
+            "data_uri": absolute_uri(data_uri),
+            "store_uri": absolute_uri(store_uri),
+            **(arguments or {}),
+        },
+        uris={"data": data_uri, "store": store_uri},
+        runner=runner,
+        pipeline_root=pipeline_root,
+        stream=stream,
+        verbose=verbose,
+        live=live,
+    )
+
+
+def execute_locally(
+    pipeline: Callable[..., Any],
+    arguments: dict[str, Any],
+    *,
+    uris: dict[str, str],
+    runner: RunnerName = "subprocess",
+    pipeline_root: str = "local_outputs",
+    stream: TextIO | None = None,
+    verbose: bool = False,
+    live: bool | None = None,
+) -> LocalRunSummary:
+    """Run ``pipeline(**arguments)`` with kfp.local (see run_locally); ``uris`` (name → URI,
+    "store" among them) are the locations the docker runner's containers must reach."""
     from kfp import local
+
+    store_uri = uris["store"]
 
     stream = stream or sys.stdout
     root = Path(pipeline_root).resolve()
@@ -353,7 +384,7 @@ def run_locally(
         from stroke_mlops.image import project_image
         from stroke_mlops.local_docker import host_network_docker_runner, require_local_image
 
-        for name, uri in (("data", data_uri), ("store", store_uri)):
+        for name, uri in uris.items():
             if "://" not in uri or uri.startswith("file://"):
                 raise ValueError(
                     f"the docker runner needs an s3:// or https:// {name} URI (containers see "
@@ -395,11 +426,7 @@ def run_locally(
                 observed_tasks(run_dir, progress, task_outputs, echo_step_logs=verbose),
                 _root_logging_to(kfp_output),
             ):
-                build_pipeline()(
-                    data_uri=absolute_uri(data_uri),
-                    store_uri=absolute_uri(store_uri),
-                    **(arguments or {}),
-                )
+                pipeline(**arguments)
         except RuntimeError as failure:  # kfp.local raises RuntimeError when a task fails
             error = str(failure).splitlines()[0] if str(failure) else type(failure).__name__
         finally:

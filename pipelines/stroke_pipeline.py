@@ -71,6 +71,24 @@ def _sized(task: dsl.PipelineTask, cpu: str, memory: str, cpu_limit: str | None 
     task.set_memory_limit(memory)
 
 
+def configure_task(
+    task: dsl.PipelineTask,
+    cluster: "ClusterConfig | None",
+    *,
+    s3: bool = False,
+    cpu: str = "500m",
+    memory: str = "1Gi",
+    cpu_limit: str | None = None,
+) -> dsl.PipelineTask:
+    """Attach the cluster wiring (pull policy, resources, S3 credentials) to one task."""
+    if cluster is not None:
+        kubernetes.set_image_pull_policy(task, cluster.image_pull_policy)
+        _sized(task, cpu, memory, cpu_limit)
+        if s3:
+            _with_s3(task, cluster)
+    return task
+
+
 def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]:
     """Return the pipeline function, wired for a cluster when ``cluster`` is given."""
 
@@ -82,12 +100,9 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
         memory: str = "1Gi",
         cpu_limit: str | None = None,
     ) -> dsl.PipelineTask:
-        if cluster is not None:
-            kubernetes.set_image_pull_policy(task, cluster.image_pull_policy)
-            _sized(task, cpu, memory, cpu_limit)
-            if s3:
-                _with_s3(task, cluster)
-        return task
+        return configure_task(
+            task, cluster, s3=s3, cpu=cpu, memory=memory, cpu_limit=cpu_limit
+        )
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -172,6 +187,7 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
                     model=trained.outputs["model"],
                     evaluation=evaluated.outputs["evaluation"],
                     fingerprint=split.outputs["fingerprint"],
+                    raw_data=raw.outputs["raw_data"],
                     train_data=split.outputs["train_data"],
                     test_data=split.outputs["test_data"],
                     gate_report=decision.outputs["report"],

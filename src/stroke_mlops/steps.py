@@ -305,13 +305,23 @@ def publish_candidate(
     gate_summary: str,
     store_uri: str,
     published_path: Path,
+    raw_path: Path | None = None,
 ) -> tuple[str, str]:
     """Write the version to the store (immutable, verified); returns (version, version URI).
 
-    The production pointer does not move here: promote does that after infra-validation.
+    With ``raw_path``, the raw CSV it was trained on is kept in the store under its sha256
+    (``stroke/datasets/<sha256>.csv``, the fingerprint's ``raw_sha256``), so retraining can
+    start from exactly that data. The production pointer does not move here: promote does that
+    after infra-validation.
     """
+    from stroke_mlops.monitoring.retraining import keep_dataset
     from stroke_mlops.registry.store import open_store
 
+    if raw_path is not None:
+        raw = raw_path.read_bytes()
+        if dataset.sha256_bytes(raw) != fingerprint.get("raw_sha256"):
+            raise ValueError(f"{raw_path}: its sha256 is not the fingerprint's raw_sha256")
+        keep_dataset(store_uri, raw)
     version = new_version(model_path)
     build_model_dir(
         model_path,
