@@ -123,10 +123,24 @@ def build_loop_pipeline(cluster: ClusterConfig | None = None) -> Callable[..., A
 
 
 def compile_loop_pipeline(output_path: str, cluster: ClusterConfig | None = None) -> None:
-    """Write the loop pipeline's YAML (the IR a KFP cluster runs)."""
+    """Write the loop pipeline's YAML (the IR a KFP cluster runs), with caching off for every
+    task, the nested training pipeline's included.
+
+    ``kfp.Client(enable_caching=False)`` overrides only the root DAG's tasks, so the tasks of
+    the nested pipeline are switched off here, in the IR itself.
+    """
+    import yaml
     from kfp import compiler
 
     compiler.Compiler().compile(build_loop_pipeline(cluster), package_path=output_path)
+    documents = list(yaml.safe_load_all(Path(output_path).read_text()))
+    spec = documents[0]
+    dags = [spec["root"]["dag"]] + [c["dag"] for c in spec["components"].values() if "dag" in c]
+    for dag in dags:
+        for task in dag["tasks"].values():
+            if "cachingOptions" in task:
+                task["cachingOptions"].pop("enableCache", None)
+    Path(output_path).write_text(yaml.safe_dump_all(documents, sort_keys=False))
 
 
 # --------------------------------------------------------------------------------------------

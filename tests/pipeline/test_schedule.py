@@ -1,0 +1,99 @@
+"""`stroke-mlops schedule` against the KFP API stand-in of test_submit (real kfp.Client, real HTTP):
+a recurring run of the compiled loop, one at a time, no catch-up, caching off."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
+
+import pytest
+
+from stroke_mlops.cli import main
+from tests.pipeline.test_submit import FakeKfpApi
+
+
+class FakeKfpApiWithSchedules(FakeKfpApi):
+    """The submit stand-in, plus ``POST /apis/v2beta1/recurringruns``."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        if not self.path.startswith("/apis/v2beta1/recurringruns"):
+            super().do_POST()
+            return
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        self.received.append(("POST", self.path, body))
+        self._answer(
+            {
+                "recurring_run_id": "rr-1",
+                "display_name": body.get("display_name"),
+                "experiment_id": body.get("experiment_id"),
+            }
+        )
+
+
+@pytest.fixture
+def kfp_api_with_schedules() -> Iterator[str]:
+    FakeKfpApi.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeKfpApiWithSchedules)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_schedule_creates_a_recurring_run_of_the_loop(
+    kfp_api_with_schedules: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        [
+            "schedule",
+            "--host",
+            kfp_api_with_schedules,
+            "--ui-url",
+            "http://127.0.0.1:8080",
+            "--cron",
+            "0 30 */6 * * *",
+            "--cooldown-hours",
+            "48",
+            "--min-recall",
+            "0.7",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "recurring run rr-1" in out
+    assert "http://127.0.0.1:8080/#/recurringrun/details/rr-1" in out
+    posts = {
+        path.split("?")[0]: body for method, path, body in FakeKfpApi.received if method == "POST"
+    }
+    job = posts["/apis/v2beta1/recurringruns"]
+    assert job["experiment_id"] == "exp-1"
+    assert job["trigger"]["cron_schedule"]["cron"] == "0 30 */6 * * *"
+    assert job["max_concurrency"] == "1" or job["max_concurrency"] == 1
+    assert job["no_catchup"] is True
+    assert job["mode"] == "ENABLE"
+    spec = job["pipeline_spec"]
+    pipeline = spec.get("pipeline_spec", spec)
+    assert pipeline["pipelineInfo"]["name"] == "stroke-mlops-monitor-and-retrain"
+    # Caching off for every task, the nested training pipeline's too (not only the root DAG's).
+    nested = pipeline["components"]["comp-stroke-mlops"]["dag"]["tasks"]
+    assert {"ingest", "train", "evaluate"} <= set(nested)
+    assert "enableCache" not in json.dumps(pipeline)
+    parameters = job["runtime_config"]["parameters"]
+    assert parameters["store_uri"] == "s3://stroke-mlops/models"
+    assert parameters["requests_uri"] == "s3://stroke-mlops/request-logs"
+    assert parameters["cooldown_hours"] == 48
+    assert parameters["min_recall"] == 0.7
+    assert "stroke-mlops-s3" in json.dumps(spec)  # the MinIO Secret travels with the job
+
+
+def test_schedule_refuses_a_five_field_cron(
+    kfp_api_with_schedules: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["schedule", "--host", kfp_api_with_schedules, "--cron", "0 * * * *"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "has 5 fields; KFP takes six, seconds first" in err
+    assert not [p for m, p, _ in FakeKfpApi.received if m == "POST"]
