@@ -11,7 +11,9 @@
 kfp.local's own step-by-step output goes to a log file per run, named in the output.
 """
 
+import shutil
 import sys
+import tempfile
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -57,8 +59,6 @@ def _keep_production_training_data(store_uri: str, data_path: Path) -> None:
     store = open_store(store_uri)
     pointer = store.production()
     assert pointer is not None
-    import tempfile
-
     with tempfile.TemporaryDirectory(prefix="demo-") as scratch:
         local = store.download_version(pointer.version, Path(scratch) / "v")
         wanted = verify_model_dir(local).metadata["fingerprint"]["raw_sha256"]
@@ -145,6 +145,10 @@ def run_monitor_demo(
                 pipeline_root=str(work_dir / "pipeline_root"),
                 stream=log,
             )
+        if loop.report_path is not None:  # a stable name a browser opens as HTML
+            report = work_dir / f"window-{index}-report.html"
+            shutil.copyfile(loop.report_path, report)
+            loop.report_path = report.resolve()
         say("  " + loop.render().replace("\n", "\n  "))
         say(f"  (kfp.local log: {log_path})")
         if not loop.succeeded:

@@ -413,7 +413,7 @@ def cmd_monitor_demo(args: argparse.Namespace) -> int:
     from stroke_mlops.logs import configure_logging
     from stroke_mlops.project import import_project_module
 
-    configure_logging()
+    configure_logging("WARNING")  # the demo prints its own few lines; kfp.local's go to files
     demo = import_project_module("pipelines.monitor_demo")
     try:
         demo.run_monitor_demo(
