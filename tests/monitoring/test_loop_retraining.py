@@ -129,6 +129,13 @@ def test_the_training_set_is_the_kept_data_plus_labelled_production_rows(
     )
     assert added[schema.TARGET_COLUMN].tolist() == [labels[i] for i in order]
     assert contract.validate_csv_bytes(merged, source="merged").success
+    # Spelled as the distributed file spells it: missing bmi is "N/A", lines end in CRLF.
+    base_text, merged_text = real_csv_bytes.decode("utf-8-sig"), merged.decode("utf-8-sig")
+    missing_bmi = int(expected["bmi"].isna().sum())
+    assert missing_bmi >= 1
+    assert merged_text.count(",N/A,") == base_text.count(",N/A,") + missing_bmi
+    ended = base_text.endswith("\r\n")
+    assert merged_text.count("\r\n") == base_text.count("\r\n") + 20 + (0 if ended else 1)
 
     # A model trained on the merged set is production now: its rows are not added twice, and
     # outcomes that arrived since are.
