@@ -7,10 +7,15 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
+import yaml
 
+from pipelines.monitor_and_retrain import compile_loop_pipeline
+from pipelines.stroke_pipeline import ClusterConfig
 from stroke_mlops.cli import main
+from stroke_mlops.image import project_image
 from tests.pipeline.test_submit import FakeKfpApi
 
 
@@ -97,3 +102,26 @@ def test_schedule_refuses_a_five_field_cron(
     err = capsys.readouterr().err
     assert "has 5 fields; KFP takes six, seconds first" in err
     assert not [p for m, p, _ in FakeKfpApi.received if m == "POST"]
+
+
+def test_the_loop_compiles_for_the_cluster_on_the_project_image(tmp_path: Path) -> None:
+    path = tmp_path / "loop.yaml"
+    compile_loop_pipeline(str(path), ClusterConfig())
+    spec, platform = list(yaml.safe_load_all(path.read_text()))
+    executors = spec["deploymentSpec"]["executors"]
+    assert {e["container"]["image"] for e in executors.values()} == {project_image()}
+    wired = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    loop_steps = {"collect-window", "monitor-window", "decide-retraining", "assemble-training-data"}
+    with_secret = {
+        name.removeprefix("exec-")
+        for name, config in wired.items()
+        if any(s["secretName"] == "stroke-mlops-s3" for s in config.get("secretAsEnv", []))
+    }
+    assert loop_steps <= with_secret
+    # The retraining branch holds the training pipeline, whole, as a nested DAG.
+    branch = spec["components"]["comp-condition-1"]["dag"]["tasks"]
+    assert set(branch) == {"assemble-training-data", "stroke-mlops"}
+    assert branch["stroke-mlops"]["inputs"]["parameters"]["data_uri"]["taskOutputParameter"] == {
+        "producerTask": "assemble-training-data",
+        "outputParameterKey": "Output",
+    }
