@@ -251,7 +251,7 @@ def run_loop_locally(
         pipeline_root=pipeline_root,
         stream=stream,
     )
-    loop = collect_loop_outputs(run.run_dir) if run.run_dir else {}
+    loop = collect_loop_outputs(run.artifacts_dir) if run.artifacts_dir else {}
     return LoopRunSummary(
         run=run,
         monitor=loop.get("monitor", {}),

@@ -100,9 +100,7 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
         memory: str = "1Gi",
         cpu_limit: str | None = None,
     ) -> dsl.PipelineTask:
-        return configure_task(
-            task, cluster, s3=s3, cpu=cpu, memory=memory, cpu_limit=cpu_limit
-        )
+        return configure_task(task, cluster, s3=s3, cpu=cpu, memory=memory, cpu_limit=cpu_limit)
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
