@@ -38,18 +38,20 @@ def _ts_text(moment: datetime | None) -> str | None:
 def refusal_reason(record: dict[str, Any]) -> str:
     """A short, countable reason for a refused request (never the values the patient sent)."""
     given = record.get("reason")
-    if isinstance(given, str) and given:
-        return given
     error = str(record.get("error") or "")
-    if not error:
-        return "refused (no reason logged)"
     field = _FIELD.search(error)
+    # The field a refusal names says more than the server's bounded category; the field set is
+    # bounded by the signature, so the count stays small.
     if field:
         if "is missing" in error:
             return f"{field.group(1)}: missing"
         if "is not an input" in error:
             return "unknown field"
         return f"{field.group(1)}: invalid value"
+    if isinstance(given, str) and given:
+        return given
+    if not error:
+        return "refused (no reason logged)"
     if "JSON" in error:
         return "malformed JSON"
     if "instances" in error:
