@@ -3,6 +3,8 @@
     ingest → validate_data → enforce_contract → preprocess → train → evaluate → gate
         └─ if blessed: publish → infra_validate → promote → deploy
 
+promote moves production only if it is still the champion the gate judged against.
+
 Thresholds are pipeline parameters, so both branches of the gate are reachable from a run's
 arguments. Caching is off for every step that reads something mutable: ingest (the data behind
 ``data_uri``), the gate (the production model now) and everything after it (the store and the
@@ -30,8 +32,16 @@ from components.promote import promote
 from components.publish import publish
 from components.train import train
 from components.validate_data import enforce_contract, validate_data
+from stroke_mlops.data.dataset import SplitFractions
+from stroke_mlops.training.evaluate import EvaluationConfig
+from stroke_mlops.training.promotion_gate import GateThresholds
 
 PIPELINE_NAME = "stroke-mlops"
+
+# Every default comes from the library's dataclasses: defined once, shared with the CLI.
+_SPLIT = SplitFractions()
+_EVALUATION = EvaluationConfig()
+_GATE = GateThresholds()
 
 
 @dataclass(frozen=True)
@@ -110,15 +120,15 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
     def stroke_pipeline(
         data_uri: str,
         store_uri: str,
-        seed: int = 42,
-        validation_fraction: float = 0.2,
-        test_fraction: float = 0.2,
-        precision_floor: float = 0.15,
-        threshold_margin: float = 0.0,
-        min_recall: float = 0.75,
-        min_precision: float = 0.15,
-        min_roc_auc: float = 0.83,
-        champion_tolerance: float = 0.02,
+        seed: int = _EVALUATION.seed,
+        validation_fraction: float = _SPLIT.validation,
+        test_fraction: float = _SPLIT.test,
+        precision_floor: float = _EVALUATION.precision_floor,
+        threshold_margin: float = _EVALUATION.threshold_margin,
+        min_recall: float = _GATE.min_recall,
+        min_precision: float = _GATE.min_precision,
+        min_roc_auc: float = _GATE.min_roc_auc,
+        champion_tolerance: float = _GATE.champion_tolerance,
     ) -> None:
         raw = platform(ingest(data_uri=data_uri).set_display_name("ingest"), s3=True)
         # The bytes behind data_uri can change while the URI stays the same: always read them.
@@ -167,6 +177,7 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
         )
         decision = platform(
             gate(
+                model=trained.outputs["model"],
                 evaluation=evaluated.outputs["evaluation"],
                 test_data=split.outputs["test_data"],
                 store_uri=store_uri,
@@ -201,7 +212,11 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
             ).set_display_name("infra-validate (real model server)")
             served.set_caching_options(False)
             promoted = platform(
-                promote(store_uri=store_uri, version=published.outputs["version"]),
+                promote(
+                    store_uri=store_uri,
+                    version=published.outputs["version"],
+                    gate_decision=decision.outputs["decision"],
+                ),
                 s3=True,
                 cpu="100m",
                 memory="256Mi",

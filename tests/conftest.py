@@ -34,3 +34,9 @@ def real_csv_bytes(real_csv_path: Path) -> bytes:
 def real_patients(real_csv_bytes: bytes) -> pd.DataFrame:
     """The real file, read and cleaned (features + target)."""
     return dataset.clean_patients(dataset.read_raw_patients(real_csv_bytes))
+
+
+@pytest.fixture(scope="session")
+def patients_with_ids(real_csv_bytes: bytes) -> pd.DataFrame:
+    """The real file, cleaned, with the patient ``id`` the split hashes."""
+    return dataset.clean_patients(dataset.read_raw_patients(real_csv_bytes), keep_id=True)

@@ -432,40 +432,68 @@ def cmd_monitor_demo(args: argparse.Namespace) -> int:
 
 
 def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    # Defaults come from the library's dataclasses (the pipeline's signature uses the same).
+    from stroke_mlops.data.dataset import SplitFractions
+    from stroke_mlops.training.evaluate import EvaluationConfig
+    from stroke_mlops.training.promotion_gate import GateThresholds
+
+    split, evaluation, thresholds = SplitFractions(), EvaluationConfig(), GateThresholds()
     group = parser.add_argument_group("pipeline parameters")
-    group.add_argument("--seed", type=int, default=42, help="split / CV / model seed (42)")
     group.add_argument(
-        "--validation-fraction", type=float, default=0.2, help="share of rows for validation (0.2)"
+        "--seed",
+        type=int,
+        default=evaluation.seed,
+        help="split salt / CV / model seed (%(default)s)",
+    )
+    group.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=split.validation,
+        help="share of rows for validation (%(default)s)",
     )
     group.add_argument(
         "--test-fraction",
         type=float,
-        default=0.2,
-        help="share of rows for the untouched test set (0.2)",
+        default=split.test,
+        help="share of rows for the untouched test set, by a hash of the patient id (%(default)s)",
     )
     group.add_argument(
         "--precision-floor",
         type=float,
-        default=0.15,
-        help="the threshold is the highest recall at precision >= this (0.15)",
+        default=evaluation.precision_floor,
+        help="the threshold is the highest recall at precision >= this (%(default)s)",
     )
     group.add_argument(
         "--threshold-margin",
         type=float,
-        default=0.0,
-        help="extra precision demanded when choosing the threshold (0.0)",
+        default=evaluation.threshold_margin,
+        help="extra precision demanded when choosing the threshold (%(default)s)",
     )
     gate = parser.add_argument_group("promotion gate")
-    gate.add_argument("--min-recall", type=float, default=0.75, help="test recall needed (0.75)")
     gate.add_argument(
-        "--min-precision", type=float, default=0.15, help="test precision needed (0.15)"
+        "--min-recall",
+        type=float,
+        default=thresholds.min_recall,
+        help="lower bound of the repeated-CV recall needed (%(default)s)",
     )
-    gate.add_argument("--min-roc-auc", type=float, default=0.83, help="test ROC AUC needed (0.83)")
+    gate.add_argument(
+        "--min-precision",
+        type=float,
+        default=thresholds.min_precision,
+        help="precision the CV and test estimates must not fall clearly below (%(default)s)",
+    )
+    gate.add_argument(
+        "--min-roc-auc",
+        type=float,
+        default=thresholds.min_roc_auc,
+        help="lower bound of the repeated-CV ROC AUC needed (%(default)s)",
+    )
     gate.add_argument(
         "--champion-tolerance",
         type=float,
-        default=0.02,
-        help="how much worse than production a challenger may be (0.02)",
+        default=thresholds.champion_tolerance,
+        help="non-inferiority margin: how much worse than production (recall, ROC AUC; "
+        "paired lower bound) a challenger may be (%(default)s)",
     )
 
 

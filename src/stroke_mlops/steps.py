@@ -80,7 +80,9 @@ def clean_and_split(
 ) -> dict[str, Any]:
     """Clean and split; write the parts as CSV; return the dataset fingerprint."""
     raw = raw_path.read_bytes()
-    patients = dataset.clean_patients(dataset.read_raw_patients(raw, source=raw_path.name))
+    patients = dataset.clean_patients(
+        dataset.read_raw_patients(raw, source=raw_path.name), keep_id=True
+    )
     split = dataset.split_patients(
         patients,
         seed=seed,
@@ -104,7 +106,7 @@ def write_part(frame: pd.DataFrame, path: Path) -> None:
 def read_part(path: Path) -> pd.DataFrame:
     """Read a split written by write_part, with the cleaned dtypes (bmi may be missing)."""
     frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    return dataset.clean_patients(frame)
+    return dataset.clean_patients(frame, keep_id=schema.ID_COLUMN in frame)
 
 
 def read_development(train_path: Path, validation_path: Path) -> pd.DataFrame:
@@ -184,49 +186,53 @@ def evaluate_candidate(
     return result
 
 
-def score_champion(store_uri: str, test: pd.DataFrame) -> promotion_gate.ModelScore | None:
-    """The production model's metrics on this test set at its own threshold (None if none)."""
+def compare_champion(
+    store_uri: str, model_path: Path, evaluation: evaluate.Evaluation, test: pd.DataFrame
+) -> promotion_gate.ChampionComparison | None:
+    """The production model against the challenger on this test set (None: no production)."""
     from stroke_mlops.registry.store import open_store
 
     store = open_store(store_uri)
     pointer = store.production()
     if pointer is None:
         return None
+    challenger, _, _ = load_trained(model_path)
     with tempfile.TemporaryDirectory(prefix="champion-") as scratch:
         local = store.download_version(pointer.version, Path(scratch) / "model")
         verified = model_dir.verify_model_dir(local)
-        champion = verified.load_model()
-        y_test = test[schema.TARGET_COLUMN].to_numpy()
-        measured = evaluate.held_out_metrics(
-            y_test, evaluate.score(champion, test), verified.threshold
+        fingerprint = verified.metadata.get("fingerprint") or {}
+        return evaluate.compare_with_champion(
+            verified.load_model(),
+            version=pointer.version,
+            threshold=verified.threshold,
+            training_rows=fingerprint.get("training_rows"),
+            challenger=challenger,
+            test=test,
+            config=evaluate.EvaluationConfig(**evaluation.config),
         )
-    return promotion_gate.ModelScore(
-        version=pointer.version,
-        recall=measured["recall"],
-        precision=measured["precision"],
-        roc_auc=measured["roc_auc"],
-        pr_auc=measured["pr_auc"],
-    )
 
 
 def gate_candidate(
     evaluation_path: Path,
     test_path: Path,
+    model_path: Path,
     *,
     store_uri: str,
     thresholds: promotion_gate.GateThresholds,
 ) -> promotion_gate.GateDecision:
-    """Apply the thresholds and, when production has a model, the champion comparison."""
+    """Apply the thresholds and, when production has a model, the champion comparison.
+
+    The decision names the production version it was judged against (None: nothing was in
+    production); promote refuses to move the pointer unless production is still that version.
+    """
     result = evaluate.Evaluation.from_json(evaluation_path.read_text())
-    challenger = promotion_gate.ModelScore(
-        version="challenger",
-        recall=result.test["recall"],
-        precision=result.test["precision"],
-        roc_auc=result.test["roc_auc"],
-        pr_auc=result.test["pr_auc"],
+    evidence = promotion_gate.ChallengerEvidence.from_evaluation(
+        result.cross_validated, result.test, result.intervals
     )
-    champion = score_champion(store_uri, read_part(test_path)) if store_uri else None
-    decision = promotion_gate.decide_promotion(challenger, thresholds, champion)
+    champion = (
+        compare_champion(store_uri, model_path, result, read_part(test_path)) if store_uri else None
+    )
+    decision = promotion_gate.decide_promotion(evidence, thresholds, champion)
     log.info("gate: %s", decision.message())
     return decision
 
@@ -279,6 +285,7 @@ def build_model_dir(
             "threshold": result.threshold,
             "selected_model": summary["selected"],
             "metrics": {
+                "cross_validated": result.cross_validated,
                 "test": result.test,
                 "intervals": result.intervals,
                 "threshold_choice": result.threshold_choice,
@@ -338,11 +345,13 @@ def publish_candidate(
     return version, published.uri
 
 
-def promote_version(store_uri: str, version: str) -> dict[str, Any]:
-    """Move the production pointer to ``version`` (one small object, written last)."""
+def promote_version(store_uri: str, version: str, *, judged_against: str | None) -> dict[str, Any]:
+    """Move the production pointer to ``version`` if production is still ``judged_against``
+    (the champion the gate compared it with; None: production was empty). One conditional
+    write; otherwise PromotionConflictError is raised and production is unchanged."""
     from stroke_mlops.registry.store import open_store
 
-    pointer = open_store(store_uri).promote(version)
+    pointer = open_store(store_uri).promote(version, expected=judged_against)
     log.info("production is now %s", version)
     return asdict(pointer)
 

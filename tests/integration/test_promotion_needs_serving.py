@@ -35,7 +35,7 @@ def test_unservable_model_is_not_promoted(real_patients: pd.DataFrame, tmp_path:
     frame = real_patients.sample(800, random_state=0)
     _publish(store_uri, LogisticRegression(max_iter=1000), "v1-good", frame, tmp_path)
     steps.infra_validate_version(store_uri, "v1-good", tmp_path / "report-good.md")
-    steps.promote_version(store_uri, "v1-good")
+    steps.promote_version(store_uri, "v1-good", judged_against=None)
 
     # Stored and checksummed correctly, but a pipeline shape the model server refuses to serve.
     _publish(store_uri, RandomForestClassifier(n_estimators=5), "v2-unservable", frame, tmp_path)

@@ -165,3 +165,39 @@ def test_one_image_variable_reaches_every_step_and_the_emitted_runtime(tmp_path:
     assert {e["container"]["image"] for e in executors.values()} == {image}
     env = {e["name"]: e["value"] for e in executors["exec-deploy"]["container"]["env"]}
     assert env["STROKE_MLOPS_IMAGE"] == image
+
+
+def test_every_default_is_defined_once_in_the_library(
+    cluster_yaml: tuple[dict, dict], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The pipeline's parameters and the CLI's options take their defaults from the library's
+    dataclasses (GateThresholds, EvaluationConfig, SplitFractions), help text included."""
+    from stroke_mlops.cli import _pipeline_arguments, build_parser
+    from stroke_mlops.data.dataset import SplitFractions
+    from stroke_mlops.training.evaluate import EvaluationConfig
+    from stroke_mlops.training.promotion_gate import GateThresholds
+
+    gate, evaluation, split = GateThresholds(), EvaluationConfig(), SplitFractions()
+    library = {
+        "min_recall": gate.min_recall,
+        "min_precision": gate.min_precision,
+        "min_roc_auc": gate.min_roc_auc,
+        "champion_tolerance": gate.champion_tolerance,
+        "precision_floor": evaluation.precision_floor,
+        "threshold_margin": evaluation.threshold_margin,
+        "seed": evaluation.seed,
+        "validation_fraction": split.validation,
+        "test_fraction": split.test,
+    }
+    spec, _ = cluster_yaml
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert {name: params[name].get("defaultValue", 0.0) for name in library} == library
+    parser = build_parser()
+    for command in (["run", "--data", "d.csv", "--store", "s"], ["submit"]):
+        arguments = _pipeline_arguments(parser.parse_args(command))
+        assert {name: arguments[name] for name in library} == library
+    with pytest.raises(SystemExit):
+        parser.parse_args(["run", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"lower bound of the repeated-CV recall needed ({gate.min_recall})" in help_text
+    assert f"({gate.champion_tolerance})" in help_text

@@ -65,7 +65,7 @@ def test_publish_promote_download_round_trip(
     on_disk = json.loads((local_store.root / "stroke" / "production.json").read_text())
     assert on_disk == {
         "version": "v1",
-        "uri": published.uri,
+        "path": "versions/v1/",  # relative to stroke/: the store can move
         "promoted_at": pointer.promoted_at,
         "previous": None,
     }

@@ -55,7 +55,7 @@ def test_publish_promote_download_round_trip(
     assert (pointer.version, pointer.uri, pointer.previous) == ("v1", published.uri, None)
     assert json.loads(s3_bucket.read(f"{PREFIX}/stroke/production.json")) == {
         "version": "v1",
-        "uri": published.uri,
+        "path": "versions/v1/",  # relative to stroke/: the store can move
         "promoted_at": pointer.promoted_at,
         "previous": None,
     }

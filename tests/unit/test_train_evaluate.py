@@ -28,8 +28,8 @@ SMALL = (
 
 
 @pytest.fixture(scope="module")
-def split(real_patients: pd.DataFrame) -> dataset.PatientSplit:
-    return dataset.split_patients(real_patients, seed=3)
+def split(patients_with_ids: pd.DataFrame) -> dataset.PatientSplit:
+    return dataset.split_patients(patients_with_ids, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,9 @@ def test_selects_a_fitted_pipeline_with_its_preprocessing(
     proba = trained.model.predict_proba(raw_rows)[:, 1]
     assert proba.shape == (5,)
     assert np.all((proba >= 0) & (proba <= 1))
-    assert len(trained.oof_scores) == len(split.train)
+    # Repeated CV: one row of out-of-fold scores per repeat, each with its own shuffle.
+    assert trained.oof_scores.shape == (3, len(split.train))
+    assert not np.allclose(trained.oof_scores[0], trained.oof_scores[1])
 
 
 def test_training_is_reproducible_from_the_seed(
@@ -114,6 +116,10 @@ def test_evaluation_is_consistent_and_the_card_says_so(
         fingerprint={"raw_sha256": "abc", "seed": 3, "parts": split.summary()},
     )
     assert "v-test" in card
+    cv = result.cross_validated
+    assert cv["repeats"] == 3 and cv["rows"] == len(split.train)
+    assert cv["intervals"]["recall"]["low"] <= cv["recall"] <= cv["intervals"]["recall"]["high"]
+    assert f"{cv['recall']:.3f}" in card and "Repeated cross-validation" in card
     assert f"{result.test['recall']:.3f}" in card
     assert f"| **stroke** | {cm[1][0]} | {cm[1][1]} |" in card
 

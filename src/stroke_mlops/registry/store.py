@@ -3,7 +3,11 @@
 Layout under the store root (a folder, ``file://…`` or ``s3://bucket/prefix``)::
 
     stroke/versions/<version>/   model.joblib, signature.json, model_card.md, metadata.json
-    stroke/production.json       {"version", "uri", "promoted_at", "previous"}
+    stroke/production.json       {"version", "path", "promoted_at", "previous"}
+
+``path`` is relative to ``stroke/`` (``versions/<version>/``), so a store copied or mounted
+elsewhere still points at its own version; a pointer written before this (with an absolute
+``uri``) is still read, and its ``uri`` ignored in favour of the version in this store.
 
 What the store guarantees:
 
@@ -14,16 +18,21 @@ What the store guarantees:
   same version again replaces it. In a folder store an interrupted publish leaves nothing at all
   (files go to ``versions/.<version>.publishing-*`` and one ``os.rename`` puts them in place).
 * **Versions are immutable.** Publishing a version that is already complete is refused.
-* **Promotion is one small write, last.** ``promote`` checks the version is complete and every
-  file matches its checksum, then writes ``production.json`` in one PUT (folder: temp file +
-  ``os.replace``). A failure anywhere in publish or promote leaves the current pointer and every
-  other version's files as they were. Concurrent promotions: the last writer wins.
+* **Promotion is one small write, last, and a compare-and-swap.** ``promote`` checks the version
+  is complete and every file matches its checksum, then replaces ``production.json`` only if it
+  is still what was read (and, when ``expected`` is given, still names that version — the
+  champion the gate judged against). Folder: an exclusive ``flock`` on ``stroke/.production.lock``
+  around re-read + temp file + ``os.replace`` (the lock dies with its process, so none goes
+  stale). S3/MinIO: a conditional PUT, ``If-Match: <ETag read>`` or ``If-None-Match: *`` when no
+  pointer existed; the server refuses it if another promotion landed in between. A refused or
+  failed promotion raises and leaves the pointer and every version's files as they were.
 * **Version URIs end with "/".** KServe's storage initializer lists ``storageUri`` as a plain key
   prefix, so ``s3://b/stroke/versions/v1`` would also fetch ``stroke/versions/v10/…``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -35,8 +44,8 @@ import tempfile
 import time
 import urllib.parse
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -59,10 +68,12 @@ if TYPE_CHECKING:
 __all__ = [
     "POINTER_FILE",
     "ROOT_DIR",
+    "UNCHECKED",
     "VERSIONS_DIR",
     "LocalModelStore",
     "ModelStore",
     "ProductionPointer",
+    "PromotionConflictError",
     "PublishedVersion",
     "S3ModelStore",
     "StoreError",
@@ -76,6 +87,7 @@ log = logging.getLogger(__name__)
 ROOT_DIR = "stroke"
 VERSIONS_DIR = "versions"
 POINTER_FILE = "production.json"
+LOCK_FILE = ".production.lock"
 # Starts with a letter or digit (so ".<name>.publishing-*" scratch folders never look like one).
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -84,6 +96,18 @@ _T = TypeVar("_T")
 
 class StoreError(StorageError):
     """A store operation was refused or failed; the message is one line naming what and why."""
+
+
+class PromotionConflictError(StoreError):
+    """Production is no longer what the promotion was decided against; the pointer is unchanged."""
+
+
+class _Unchecked:
+    def __repr__(self) -> str:
+        return "UNCHECKED"
+
+
+UNCHECKED = _Unchecked()  # promote(expected=UNCHECKED): no expectation about the current version
 
 
 @dataclass(frozen=True)
@@ -97,15 +121,26 @@ class PublishedVersion:
 
 @dataclass(frozen=True)
 class ProductionPointer:
-    """The content of ``stroke/production.json``."""
+    """The content of ``stroke/production.json``; ``uri`` is resolved by the store reading it."""
 
     version: str
     uri: str
     promoted_at: str  # ISO-8601 UTC
     previous: str | None
 
+    @property
+    def path(self) -> str:
+        """The version folder relative to ``stroke/``: what the file records."""
+        return f"{VERSIONS_DIR}/{self.version}/"
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2) + "\n"
+        document = {
+            "version": self.version,
+            "path": self.path,
+            "promoted_at": self.promoted_at,
+            "previous": self.previous,
+        }
+        return json.dumps(document, indent=2) + "\n"
 
     @classmethod
     def from_json(cls, text: str | bytes, *, source: str) -> ProductionPointer:
@@ -118,18 +153,25 @@ class ProductionPointer:
             ) from error
         if not isinstance(document, dict):
             raise StoreError(f"{source}: expected a JSON object, found {type(document).__name__}")
-        for key in ("version", "uri", "promoted_at"):
+        location = "path" if "path" in document else "uri"  # "uri": written before "path"
+        for key in ("version", location, "promoted_at"):
             if not isinstance(document.get(key), str) or not document[key]:
                 raise StoreError(f"{source}: field {key!r} must be a non-empty string")
         previous = document.get("previous")
         if previous is not None and not isinstance(previous, str):
             raise StoreError(f"{source}: field 'previous' must be a string or null")
-        return cls(
-            version=document["version"],
-            uri=document["uri"],
+        pointer = cls(
+            version=check_version_name(document["version"]),
+            uri="",
             promoted_at=document["promoted_at"],
             previous=previous,
         )
+        if location == "path" and document["path"] != pointer.path:
+            raise StoreError(
+                f"{source}: field 'path' is {document['path']!r}; expected {pointer.path!r} "
+                f"for version {pointer.version}"
+            )
+        return pointer
 
 
 def check_version_name(version: str) -> str:
@@ -263,12 +305,18 @@ class ModelStore(ABC):
         """Fetch a complete version into ``dest`` (new or empty), verify it, return ``dest``."""
 
     @abstractmethod
-    def _read_pointer(self) -> bytes | None:
-        """The pointer's bytes, or None when nothing was ever promoted."""
+    def _read_pointer(self) -> tuple[bytes | None, str | None]:
+        """The pointer's bytes and its revision token (S3 ETag), or (None, None) if absent."""
 
     @abstractmethod
-    def _write_pointer(self, content: bytes) -> None:
-        """Replace the pointer in one atomic write."""
+    def _swap_pointer(self, content: bytes, *, revision: str | None, existed: bool) -> None:
+        """Replace the pointer only if it is still at ``revision`` (or still absent when not
+        ``existed``); raise PromotionConflictError otherwise. Called inside ``_pointer_lock``."""
+
+    @contextlib.contextmanager
+    def _pointer_lock(self) -> Iterator[None]:
+        """Held around read + swap where the store has no conditional write of its own."""
+        yield
 
     @property
     def pointer_uri(self) -> str:
@@ -285,31 +333,51 @@ class ModelStore(ABC):
             downloaded = self.download_version(version, Path(scratch) / version)
             return _check_verified_version(downloaded, version, where=self.version_uri(version))
 
-    def production(self) -> ProductionPointer | None:
-        """The current production pointer, or None when nothing was promoted yet."""
-        content = self._read_pointer()
+    def _parse_pointer(self, content: bytes | None) -> ProductionPointer | None:
         if content is None:
             return None
-        return ProductionPointer.from_json(content, source=self.pointer_uri)
+        pointer = ProductionPointer.from_json(content, source=self.pointer_uri)
+        return replace(pointer, uri=self.version_uri(pointer.version))
 
-    def promote(self, version: str) -> ProductionPointer:
+    def production(self) -> ProductionPointer | None:
+        """The current production pointer, or None when nothing was promoted yet."""
+        return self._parse_pointer(self._read_pointer()[0])
+
+    def promote(
+        self, version: str, *, expected: str | _Unchecked | None = UNCHECKED
+    ) -> ProductionPointer:
         """Point production at a complete, verified version; the pointer is the only write.
 
-        Promoting the version already in production changes nothing and returns its pointer.
+        ``expected`` is the version production must still be on (None: nothing promoted yet),
+        typically the champion the gate judged ``version`` against; otherwise PromotionConflictError
+        is raised and nothing changes. Either way the write is a compare-and-swap against the
+        pointer just read, so a concurrent promotion is never silently overwritten. Promoting
+        the version already in production changes nothing and returns its pointer.
         """
         check_version_name(version)
         self.verify_version(version)
-        current = self.production()
-        if current is not None and current.version == version:
-            log.info("%s is already in production (since %s)", version, current.promoted_at)
-            return current
-        pointer = ProductionPointer(
-            version=version,
-            uri=self.version_uri(version),
-            promoted_at=_now_iso(),
-            previous=current.version if current else None,
-        )
-        self._write_pointer(pointer.to_json().encode())
+        with self._pointer_lock():
+            content, revision = self._read_pointer()
+            current = self._parse_pointer(content)
+            current_version = current.version if current else None
+            if not isinstance(expected, _Unchecked) and current_version != expected:
+                raise PromotionConflictError(
+                    f"{self.pointer_uri}: production is {current_version or 'empty'}, not "
+                    f"{expected or 'empty'} as when {version} was gated; not promoting "
+                    "(production unchanged; run the pipeline again to gate against it)"
+                )
+            if current is not None and current.version == version:
+                log.info("%s is already in production (since %s)", version, current.promoted_at)
+                return current
+            pointer = ProductionPointer(
+                version=version,
+                uri=self.version_uri(version),
+                promoted_at=_now_iso(),
+                previous=current_version,
+            )
+            self._swap_pointer(
+                pointer.to_json().encode(), revision=revision, existed=content is not None
+            )
         log.info("promoted %s (previous: %s) in %s", version, pointer.previous, self.uri)
         return pointer
 
@@ -465,15 +533,33 @@ class LocalModelStore(ModelStore):
 
         return self._materialize(version, dest, copy_files)
 
-    def _read_pointer(self) -> bytes | None:
+    def _read_pointer(self) -> tuple[bytes | None, str | None]:
         try:
-            return self.pointer_path.read_bytes()
+            return self.pointer_path.read_bytes(), None
         except FileNotFoundError:
-            return None
+            return None, None
         except OSError as error:
             raise StoreError(f"{self.pointer_uri}: cannot be read ({error})") from error
 
-    def _write_pointer(self, content: bytes) -> None:
+    @contextlib.contextmanager
+    def _pointer_lock(self) -> Iterator[None]:
+        """An exclusive ``flock`` on ``stroke/.production.lock`` (released if the process dies)."""
+        import fcntl
+
+        lock_path = self.pointer_path.parent / LOCK_FILE
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise StoreError(f"{lock_path}: cannot open the promotion lock ({error})") from error
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)  # closing releases the lock
+
+    def _swap_pointer(self, content: bytes, *, revision: str | None, existed: bool) -> None:
+        # Under the lock nobody else writes the pointer, so what was read is still current.
         directory = self.pointer_path.parent
         temporary: Path | None = None
         try:
@@ -643,20 +729,51 @@ class S3ModelStore(ModelStore):
 
         return self._materialize(version, dest, fetch_files)
 
-    def _read_pointer(self) -> bytes | None:
-        return self._get(self._key(POINTER_FILE))
+    def _read_pointer(self) -> tuple[bytes | None, str | None]:
+        from minio.error import S3Error
 
-    def _write_pointer(self, content: bytes) -> None:
         key = self._key(POINTER_FILE)
+
+        def get() -> tuple[bytes | None, str | None]:
+            try:
+                response = self.client.get_object(self.bucket, key)
+            except S3Error as error:
+                if error.code in ("NoSuchKey", "NoSuchObject"):
+                    return None, None
+                raise
+            try:
+                return bytes(response.read()), str(response.headers.get("ETag", ""))
+            finally:
+                response.close()
+                response.release_conn()
+
+        return self._call(self._object_uri(key), get)
+
+    def _swap_pointer(self, content: bytes, *, revision: str | None, existed: bool) -> None:
+        """A conditional PUT: ``If-Match`` the ETag read, or ``If-None-Match: *`` if none was."""
+        from minio.error import S3Error
+
+        key = self._key(POINTER_FILE)
+        condition = {"If-Match": revision or ""} if existed else {"If-None-Match": "*"}
+        headers: dict[str, str | list[str] | tuple[str]] = {
+            "Content-Type": "application/json",
+            **condition,
+        }
         try:
-            self._put(key, content, "application/json")
-        except StoreError as error:
-            raise StoreError(f"{error}; production is unchanged") from error
-        if self._get(key) != content:
-            raise StoreError(
-                f"{self.pointer_uri}: read back, the pointer differs from what was written "
-                "(another promotion at the same time?)"
-            )
+            # minio's public put_object turns unknown headers into x-amz-meta-*; its _put_object
+            # sends them as given (minio 7.2, pinned in the lock).
+            self.client._put_object(self.bucket, key, content, headers=headers)
+        except S3Error as error:
+            if error.code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise PromotionConflictError(
+                    f"{self.pointer_uri}: another promotion changed production while this one "
+                    f"was writing ({error.code}); not promoting, production unchanged"
+                ) from error
+            reason = describe_s3_failure(error, endpoint=self.endpoint)
+            raise StoreError(f"{self.pointer_uri}: {reason}; production is unchanged") from error
+        except s3_errors() as error:
+            reason = describe_s3_failure(error, endpoint=self.endpoint)
+            raise StoreError(f"{self.pointer_uri}: {reason}; production is unchanged") from error
 
 
 def _content_type(name: str) -> str:

@@ -10,7 +10,7 @@ once, at the end.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -19,14 +19,17 @@ from sklearn.metrics import roc_curve
 from sklearn.pipeline import Pipeline
 
 from stroke_mlops.data import schema
-from stroke_mlops.data.dataset import features_and_target
+from stroke_mlops.data.dataset import features_and_target, rows_champion_may_have_trained_on
 from stroke_mlops.training import metrics
+from stroke_mlops.training.promotion_gate import Bounded, ChampionComparison
 
 ROC_POINTS = 200  # the KFP UI draws the curve from this many points at most
 
 
 @dataclass(frozen=True)
 class EvaluationConfig:
+    """How the threshold is chosen and the estimates made; these defaults are the only ones."""
+
     precision_floor: float = 0.15
     threshold_margin: float = 0.0
     bootstrap_resamples: int = 1000
@@ -44,6 +47,8 @@ class Evaluation:
     confusion_matrix: list[list[int]]  # rows = actual [no stroke, stroke], cols = predicted
     roc_curve: dict[str, list[float]] = field(repr=False)
     out_of_fold: dict[str, float] = field(default_factory=dict)
+    # The gate's estimate: repeated-CV scores, cross-fitted threshold, bootstrap intervals.
+    cross_validated: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -84,18 +89,34 @@ def evaluate_model(
     test: pd.DataFrame,
     config: EvaluationConfig,
 ) -> Evaluation:
-    """Choose the threshold on the out-of-fold development scores; measure on the test set."""
+    """Choose the threshold on the out-of-fold development scores; measure on the test set.
+
+    ``oof_scores`` has shape (repeats, rows) (a 1-d array is one repeat); the threshold is chosen
+    on every repeat's scores together.
+    """
     _, y_development = features_and_target(development)
     _, y_test = features_and_target(test)
-    if len(oof_scores) != len(y_development):
+    oof_scores = np.atleast_2d(oof_scores)
+    if oof_scores.shape[1] != len(y_development):
         raise ValueError(
-            f"{len(oof_scores)} out-of-fold scores for {len(y_development)} development rows"
+            f"{oof_scores.shape[1]} out-of-fold scores for {len(y_development)} development rows"
         )
+    repeats = len(oof_scores)
     choice = metrics.select_threshold(
+        np.tile(y_development, repeats),
+        oof_scores.ravel(),
+        precision_floor=config.precision_floor,
+        margin=config.threshold_margin,
+    )
+    # Rows and strokes of the development set (the stacked repeats are the same patients).
+    choice = replace(choice, rows=len(y_development), positives=int(y_development.sum()))
+    estimate = metrics.cross_validated_estimate(
         y_development,
         oof_scores,
         precision_floor=config.precision_floor,
         margin=config.threshold_margin,
+        seed=config.seed,
+        resamples=config.bootstrap_resamples,
     )
     test_scores = score(model, test)
     measured = held_out_metrics(y_test, test_scores, choice.threshold)
@@ -123,9 +144,91 @@ def evaluate_model(
             # roc_curve's first threshold is +inf; JSON and the KFP UI want a number.
             "thresholds": [float(min(v, 1.0)) for v in roc_thresholds[keep]],
         },
-        out_of_fold=held_out_metrics(y_development, oof_scores, choice.threshold),
+        out_of_fold=held_out_metrics(
+            np.tile(y_development, repeats), oof_scores.ravel(), choice.threshold
+        ),
+        cross_validated=estimate.as_dict(),
         config=asdict(config),
     )
+
+
+def matched_threshold(scores: np.ndarray, flagged: int) -> float:
+    """The threshold flagging the ``flagged`` highest scores (ties may flag a few more)."""
+    if flagged <= 0:
+        return float("inf")
+    ranked = np.sort(scores)[::-1]
+    return float(ranked[min(flagged, len(ranked)) - 1])
+
+
+def compare_with_champion(
+    champion: Pipeline,
+    *,
+    version: str,
+    threshold: float,
+    training_rows: dict[str, Any] | None,
+    challenger: Pipeline,
+    test: pd.DataFrame,
+    config: EvaluationConfig,
+) -> ChampionComparison:
+    """Score both models on the challenger's test rows, paired by patient.
+
+    Recall is compared at the champion's workload: the champion at its threshold, the
+    challenger flagging as many patients (so a different precision/recall trade-off, which the
+    absolute checks judge, does not pass for better or worse ranking). ROC AUC is compared as is.
+
+    Refused (with the reason) when the champion may have trained on any of those rows: its
+    recorded split rule would put them in its development part, or it recorded none.
+    """
+    if schema.ID_COLUMN not in test:
+        return ChampionComparison(version, refused="the test rows carry no patient id")
+    overlap = rows_champion_may_have_trained_on(training_rows, test[schema.ID_COLUMN])
+    if overlap:
+        why = (
+            "it recorded no split rule (trained before hash splits)"
+            if not (training_rows or {}).get("split_rule")
+            else f"its split rule {training_rows['split_rule']} differs from this run's"  # type: ignore[index]
+        )
+        return ChampionComparison(
+            version,
+            refused=f"refused: it may have trained on {overlap} of the {len(test)} test rows "
+            f"({why}); a fair comparison needs rows it never saw",
+        )
+    y_test = test[schema.TARGET_COLUMN].to_numpy()
+    champion_scores = score(champion, test)
+    challenger_scores = score(challenger, test)
+    differences = metrics.paired_differences(
+        y_test,
+        challenger_scores,
+        matched_threshold(challenger_scores, int((champion_scores >= threshold).sum())),
+        champion_scores,
+        threshold,
+        seed=config.seed,
+        resamples=config.bootstrap_resamples,
+    )
+    return ChampionComparison(
+        version,
+        differences={name: Bounded(d.difference, d.low, d.high) for name, d in differences.items()},
+    )
+
+
+def _cross_validated_section(cv: dict[str, Any]) -> str:
+    if not cv:
+        return ""
+    ci = cv["intervals"]
+    level = round(cv["level"] * 100)
+    rows = "\n".join(
+        f"| {label} | **{cv[key]:.3f}** | {ci[key]['low']:.3f} – {ci[key]['high']:.3f} |"
+        for key, label in (("recall", "recall"), ("precision", "precision"), ("roc_auc", "ROC AUC"))
+    )
+    return f"""
+## Repeated cross-validation (what the gate judges)
+{cv["repeats"]} x k-fold out-of-fold scores of the {cv["rows"]} development rows
+({cv["positives"]} strokes); each row's threshold chosen on the other rows (cross-fitted).
+
+| metric | estimate | {level} % bootstrap interval |
+|---|---|---|
+{rows}
+"""
 
 
 def render_model_card(
@@ -153,6 +256,7 @@ def render_model_card(
     )
     cm = evaluation.confusion_matrix
     floor = evaluation.config.get("precision_floor", 0.15)
+    cross_validated = _cross_validated_section(evaluation.cross_validated)
     return f"""# Model card: stroke risk — version `{version}`
 
 ## Intended use
@@ -176,6 +280,7 @@ public Kaggle dataset of 5,110 patients of unknown provenance, not validated cli
 |---|---|---|---|---|
 {candidates}
 
+{cross_validated}
 ## Held-out test set (untouched until now)
 | metric | value | 95 % bootstrap interval |
 |---|---|---|

@@ -176,3 +176,177 @@ def _check(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
     if y.sum() == 0 or y.sum() == len(y):
         raise ValueError(f"both classes are needed; got {int(y.sum())} positives of {len(y)}")
     return y, s
+
+
+@dataclass(frozen=True)
+class CrossValidatedEstimate:
+    """Recall and precision of the whole recipe (model + threshold rule) on held-out rows.
+
+    Every row's score is out-of-fold (``repeats`` rounds of k-fold CV), and every row's threshold
+    is chosen on the other rows' scores (cross-fitted), so neither the model nor the threshold
+    saw the row it is judged on. ``intervals`` are percentile bootstrap intervals over patients
+    at ``level``; their ``low`` is a one-sided lower bound at (1 + level) / 2.
+    """
+
+    recall: float
+    precision: float
+    roc_auc: float
+    intervals: dict[str, Interval]
+    level: float
+    rows: int
+    positives: int
+    repeats: int
+
+    def as_dict(self) -> dict[str, object]:
+        return {**asdict(self), "intervals": {k: asdict(v) for k, v in self.intervals.items()}}
+
+
+def cross_validated_estimate(
+    y_true: np.ndarray,
+    oof_scores: np.ndarray,
+    *,
+    precision_floor: float,
+    margin: float = 0.0,
+    folds: int = 5,
+    seed: int = 0,
+    resamples: int = 1000,
+    level: float = 0.90,
+) -> CrossValidatedEstimate:
+    """Cross-fitted operating point and ROC AUC of out-of-fold scores of shape (repeats, rows)."""
+    from scipy.stats import rankdata
+    from sklearn.model_selection import StratifiedKFold
+
+    scores = np.atleast_2d(np.asarray(oof_scores, dtype=np.float64))
+    y, _ = _check(y_true, scores[0])
+    repeats, rows = scores.shape
+    flagged = np.zeros_like(scores, dtype=bool)
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fit_rows, held_rows in splitter.split(np.zeros(rows), y):
+        try:
+            threshold = select_threshold(
+                np.tile(y[fit_rows], repeats),
+                scores[:, fit_rows].ravel(),
+                precision_floor=precision_floor,
+                margin=margin,
+            ).threshold
+        except ValueError:  # no threshold reaches the floor: this fold flags nobody
+            threshold = np.inf
+        flagged[:, held_rows] = scores[:, held_rows] >= threshold
+    positive = y.astype(bool)
+    # Per-patient counts summed over repeats: a bootstrap resamples patients, repeats together.
+    tp_row = (flagged & positive).sum(axis=0)
+    flagged_row = flagged.sum(axis=0)
+    positives = int(positive.sum())
+
+    def ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(denominator > 0, numerator / np.maximum(denominator, 1), np.nan)
+
+    def auc(index: np.ndarray) -> float:
+        labels = positive[index]
+        n_pos = labels.sum()
+        n_neg = len(labels) - n_pos
+        if n_pos == 0 or n_neg == 0:
+            return float("nan")
+        ranks = rankdata(scores[:, index], axis=1)
+        per_repeat = (ranks[:, labels].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+        return float(per_repeat.mean())
+
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, rows, size=(resamples, rows))
+    boot_recall = ratio(tp_row[index].sum(axis=1), repeats * positive[index].sum(axis=1))
+    boot_precision = ratio(tp_row[index].sum(axis=1), flagged_row[index].sum(axis=1))
+    boot_auc = np.array([auc(i) for i in index])
+    tail = (1 - level) / 2 * 100
+
+    def interval(values: np.ndarray) -> Interval:
+        return Interval(
+            float(np.nanpercentile(values, tail)), float(np.nanpercentile(values, 100 - tail))
+        )
+
+    total_flagged = int(flagged_row.sum())
+    return CrossValidatedEstimate(
+        recall=float(tp_row.sum() / (repeats * positives)),
+        precision=float(tp_row.sum() / total_flagged) if total_flagged else 0.0,
+        roc_auc=auc(np.arange(rows)),
+        intervals={
+            "recall": interval(boot_recall),
+            "precision": interval(boot_precision),
+            "roc_auc": interval(boot_auc),
+        },
+        level=level,
+        rows=rows,
+        positives=positives,
+        repeats=repeats,
+    )
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Challenger minus champion on the same rows, with a paired bootstrap interval."""
+
+    challenger: float
+    champion: float
+    difference: float
+    low: float
+    high: float
+
+
+def paired_differences(
+    y_true: np.ndarray,
+    challenger_scores: np.ndarray,
+    challenger_threshold: float,
+    champion_scores: np.ndarray,
+    champion_threshold: float,
+    *,
+    seed: int = 0,
+    resamples: int = 1000,
+    level: float = 0.90,
+) -> dict[str, PairedDifference]:
+    """Recall (each model at its own threshold) and ROC AUC differences, paired by patient.
+
+    Each bootstrap resample draws the same patients for both models, so what the two share
+    cancels and the interval reflects only where they disagree.
+    """
+    from scipy.stats import rankdata
+
+    y, challenger = _check(y_true, challenger_scores)
+    _, champion = _check(y_true, champion_scores)
+    positive = y.astype(bool)
+    hit_challenger = (challenger >= challenger_threshold) & positive
+    hit_champion = (champion >= champion_threshold) & positive
+    both = np.vstack([challenger, champion])
+
+    def auc_pair(index: np.ndarray) -> np.ndarray:
+        labels = positive[index]
+        n_pos = labels.sum()
+        n_neg = len(labels) - n_pos
+        if n_pos == 0 or n_neg == 0:
+            return np.array([np.nan, np.nan])
+        ranks = rankdata(both[:, index], axis=1)
+        return (ranks[:, labels].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+    rng = np.random.default_rng(seed)
+    rows = len(y)
+    index = rng.integers(0, rows, size=(resamples, rows))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        recall_diff = (
+            hit_challenger[index].sum(axis=1) - hit_champion[index].sum(axis=1)
+        ) / positive[index].sum(axis=1)
+    auc_diff = np.array([np.subtract(*auc_pair(i)) for i in index])
+    tail = (1 - level) / 2 * 100
+    full_auc = auc_pair(np.arange(rows))
+    recall_pair = (hit_challenger.sum() / positive.sum(), hit_champion.sum() / positive.sum())
+    result = {}
+    for name, (mine, theirs), boot in (
+        ("recall", recall_pair, recall_diff),
+        ("roc_auc", (float(full_auc[0]), float(full_auc[1])), auc_diff),
+    ):
+        result[name] = PairedDifference(
+            challenger=float(mine),
+            champion=float(theirs),
+            difference=float(mine - theirs),
+            low=float(np.nanpercentile(boot, tail)),
+            high=float(np.nanpercentile(boot, 100 - tail)),
+        )
+    return result
