@@ -126,7 +126,12 @@ def main() -> int:
             ("no_age vs champion", no_age, no_age_rows, config, champion),
         )
         for name, result, rows, variant_config, against in runs:
-            measured, decision = judge(result, rows, split.test, variant_config, against)
+            try:
+                measured, decision = judge(result, rows, split.test, variant_config, against)
+            except ValueError as error:  # evaluate fails the run: nothing reaches the gate
+                verdicts[name].append(False)
+                print(f"{seed:>4} {name:<20} {'':>49} {'refused':>8}  evaluate: {error}")
+                continue
             cv, ci = measured.cross_validated, measured.cross_validated["intervals"]
             verdicts[name].append(decision.blessed)
             print(

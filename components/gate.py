@@ -14,6 +14,7 @@ def gate(
     min_precision: float,
     min_roc_auc: float,
     champion_tolerance: float,
+    max_cv_recall_width: float,
     report: Output[Markdown],
     decision: Output[Artifact],
 ) -> bool:
@@ -41,6 +42,7 @@ def gate(
             min_precision=min_precision,
             min_roc_auc=min_roc_auc,
             champion_tolerance=champion_tolerance,
+            max_cv_recall_width=max_cv_recall_width,
         ),
     )
     Path(report.path).write_text("# Promotion gate\n\n" + result.summary() + "\n")

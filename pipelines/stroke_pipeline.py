@@ -129,6 +129,7 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
         min_precision: float = _GATE.min_precision,
         min_roc_auc: float = _GATE.min_roc_auc,
         champion_tolerance: float = _GATE.champion_tolerance,
+        max_cv_recall_width: float = _GATE.max_cv_recall_width,
     ) -> None:
         raw = platform(ingest(data_uri=data_uri).set_display_name("ingest"), s3=True)
         # The bytes behind data_uri can change while the URI stays the same: always read them.
@@ -185,6 +186,7 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
                 min_precision=min_precision,
                 min_roc_auc=min_roc_auc,
                 champion_tolerance=champion_tolerance,
+                max_cv_recall_width=max_cv_recall_width,
             ),
             s3=True,
         )

@@ -104,6 +104,7 @@ def _pipeline_arguments(args: argparse.Namespace) -> dict[str, Any]:
         "min_precision": args.min_precision,
         "min_roc_auc": args.min_roc_auc,
         "champion_tolerance": args.champion_tolerance,
+        "max_cv_recall_width": args.max_cv_recall_width,
     }
 
 
@@ -494,6 +495,13 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
         default=thresholds.champion_tolerance,
         help="non-inferiority margin: how much worse than production (recall, ROC AUC; "
         "paired lower bound) a challenger may be (%(default)s)",
+    )
+    gate.add_argument(
+        "--max-cv-recall-width",
+        type=float,
+        default=thresholds.max_cv_recall_width,
+        help="widest 90%% interval of the repeated-CV recall the gate will judge; wider "
+        "means too few strokes (%(default)s)",
     )
 
 

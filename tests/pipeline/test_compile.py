@@ -183,6 +183,7 @@ def test_every_default_is_defined_once_in_the_library(
         "min_precision": gate.min_precision,
         "min_roc_auc": gate.min_roc_auc,
         "champion_tolerance": gate.champion_tolerance,
+        "max_cv_recall_width": gate.max_cv_recall_width,
         "precision_floor": evaluation.precision_floor,
         "threshold_margin": evaluation.threshold_margin,
         "seed": evaluation.seed,

@@ -33,16 +33,26 @@ THRESHOLDS = GateThresholds(min_recall=0.70, min_precision=0.15, min_roc_auc=0.8
 def test_good_evidence_is_blessed_and_lists_every_check() -> None:
     decision = decide_promotion(GOOD, THRESHOLDS)
     assert decision.blessed and decision.reasons == []
-    assert len(decision.checks) == 5 and all(c.startswith("ok:") for c in decision.checks)
+    assert len(decision.checks) == 6 and all(c.startswith("ok:") for c in decision.checks)
     assert decision.champion_version is None
 
 
 def test_a_point_estimate_above_the_threshold_is_not_enough() -> None:
     # A small model: recall 0.77 estimated, but from so few strokes its lower bound is 0.60.
-    uncertain = GOOD.__class__(**{**vars(GOOD), "cv_recall": Bounded(0.77, 0.60, 0.92)})
+    uncertain = GOOD.__class__(**{**vars(GOOD), "cv_recall": Bounded(0.74, 0.68, 0.80)})
     decision = decide_promotion(uncertain, THRESHOLDS)
     assert not decision.blessed
-    assert decision.reasons == ["CV recall 0.770 (lower bound 0.600) >= min_recall 0.700"]
+    assert decision.reasons == ["CV recall 0.740 (lower bound 0.680) >= min_recall 0.700"]
+
+
+def test_too_little_evidence_is_not_judged() -> None:
+    # A model trained on a tenth of the rows: its recall looks fine but ~20 strokes cannot
+    # pin it down, so even a lower bound above min_recall is not enough.
+    small = GOOD.__class__(**{**vars(GOOD), "cv_recall": Bounded(0.86, 0.73, 0.96)})
+    decision = decide_promotion(small, THRESHOLDS)
+    assert decision.reasons == [
+        "CV recall interval width 0.230 <= max_cv_recall_width 0.160 (enough strokes to judge)"
+    ]
 
 
 def test_every_violation_is_reported_at_once() -> None:
@@ -69,6 +79,7 @@ def test_precision_near_the_floor_passes_but_clearly_below_it_fails() -> None:
 
 def test_champion_comparison_uses_the_paired_lower_bound() -> None:
     tolerance = GateThresholds(champion_tolerance=0.05, min_recall=0.7, min_roc_auc=0.8)
+    assert decide_promotion(GOOD, tolerance).blessed
     close = ChampionComparison(
         "v1", {"recall": Bounded(-0.02, -0.04, 0.0), "roc_auc": Bounded(0.0, -0.01, 0.01)}
     )
