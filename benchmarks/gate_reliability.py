@@ -16,8 +16,9 @@ For each split seed (default 40-49) on the real data, with the default threshold
 Each row prints the variant's repeated-CV recall and ROC AUC (with the gate's lower bounds)
 beside the verdict; the last lines print the blessing rates. This calls the library the
 pipeline's steps call (split, train, evaluate, compare, decide); the champion is held in
-memory, not downloaded from a store. Not a timed test: a full run takes about 15-20 minutes
-on two shared cores; ``--quick`` runs three seeds with fewer bootstrap resamples.
+memory, not downloaded from a store. Not a timed test: each seed trains four models, 2.5-8
+minutes per seed on this shared 2-core machine (seeds can run as separate processes with
+``--seeds``); ``--quick`` runs the first three seeds with fewer bootstrap resamples.
 """
 
 from __future__ import annotations
