@@ -67,7 +67,7 @@ def test_folder_store_run_publishes_and_promotes(
     assert metadata["fingerprint"]["raw_sha256"] == dataset.sha256_bytes(real_csv_bytes)
     assert metadata["threshold"] == pytest.approx(summary.outputs["evaluation"]["threshold"])
     assert set(metadata["files"]) == {
-        "model.joblib",
+        "model.skops",
         "signature.json",
         "model_card.md",
         "reference.csv",
