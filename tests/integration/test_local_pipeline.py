@@ -167,11 +167,12 @@ def test_s3_store_run_then_failure_mid_publish_keeps_production(
     assert json.loads(production_before)["version"] == first.outputs["published"]
     champion_files = s3_bucket.snapshot(f"models/stroke/versions/{first.outputs['published']}/")
     assert {key.rsplit("/", 1)[-1] for key in champion_files} == {
-        "model.joblib",
+        "model.skops",
         "signature.json",
         "model_card.md",
         "reference.csv",
         "metadata.json",
+        "model.sig",
     }
 
     # The store fails while the second run uploads its model's metadata: the run must fail and
