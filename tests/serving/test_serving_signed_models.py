@@ -122,6 +122,17 @@ def test_the_soft_vote_round_trips_with_identical_probabilities(
     assert np.array_equal(loaded.predict_proba(rows), vote_pipeline.predict_proba(rows))
 
 
+def test_a_mismatch_is_described_whatever_quotes_the_digests_hold() -> None:
+    """model-signing reports a list whose repr quoting depends on the digest bytes."""
+    for digest in (b"plain", b"both ' and \" quotes"):
+        lines = [
+            "Extra files found in model 'm': payload.pkl",
+            f"Hash mismatch for 'model.skops': Expected '{digest!r}', Actual 'x'",
+        ]
+        described = signing._describe_failure(ValueError(f"Signature mismatch: {lines}"))
+        assert described == "changed since signing: model.skops; not signed: payload.pkl"
+
+
 def test_an_unsigned_directory_is_refused(lr_model_dir: Path, tmp_path: Path) -> None:
     unsigned = copy_model_dir(lr_model_dir, tmp_path / "unsigned")
     (unsigned / signing.SIGNING_BUNDLE_FILE).unlink()

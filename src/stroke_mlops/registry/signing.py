@@ -21,6 +21,7 @@ For local development, :func:`use_local_dev_keys` generates a labelled key pair 
 
 from __future__ import annotations
 
+import ast
 import logging
 import os
 import re
@@ -173,14 +174,31 @@ def _describe_failure(error: Exception) -> str:
     text = str(error)
     if text.startswith("Key mismatch"):
         return f"{SIGNING_BUNDLE_FILE} was not signed by the configured public key"
-    if text.startswith("Signature mismatch"):
-        parts: list[str] = []
-        if changed := re.findall(r"Hash mismatch for '([^']+)'", text):
-            parts.append("changed since signing: " + ", ".join(changed))
-        if extra := re.search(r"Extra files found in model '[^']*': ([^\"\]]+)", text):
-            parts.append("not signed: " + extra[1].strip())
-        if missing := re.search(r"Missing files in model '[^']*': ([^\"\]]+)", text):
-            parts.append("missing: " + missing[1].strip())
-        return "; ".join(parts) or "the files differ from the signed ones"
+    if text.startswith("Signature mismatch: "):
+        # model-signing formats a Python list of lines: read it back rather than parse its repr
+        # (whose quoting depends on the digest bytes inside).
+        try:
+            lines = ast.literal_eval(text.removeprefix("Signature mismatch: "))
+        except (ValueError, SyntaxError):
+            lines = []
+        changed, extra, missing = [], [], []
+        for line in lines if isinstance(lines, list) else []:
+            if match := re.match(r"Hash mismatch for '(.+?)': Expected", str(line)):
+                changed.append(match[1])
+            elif match := re.match(r"Extra files found in model '.*?': (.*)$", str(line)):
+                extra.append(match[1])
+            elif match := re.match(r"Missing files in model '.*?': (.*)$", str(line)):
+                missing.append(match[1])
+        parts = [
+            f"{label}: {', '.join(names)}"
+            for label, names in (
+                ("changed since signing", changed),
+                ("not signed", extra),
+                ("missing", missing),
+            )
+            if names
+        ]
+        described = "; ".join(parts) or "the files differ from the signed ones"
+        return described if len(described) <= 300 else described[:300] + "…"
     first_line = text.strip().splitlines()[0][:200] if text.strip() else type(error).__name__
     return f"{SIGNING_BUNDLE_FILE} is not a valid signature bundle ({first_line})"
