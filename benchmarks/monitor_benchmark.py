@@ -46,6 +46,7 @@ from stroke_mlops.monitoring.monitor import DEFAULT_ALPHA, WindowCounts, judge_w
 from stroke_mlops.monitoring.scenarios import SCENARIOS, Scenario  # noqa: E402
 from stroke_mlops.registry import signature  # noqa: E402
 from stroke_mlops.registry.model_dir import write_model_dir  # noqa: E402
+from stroke_mlops.registry.signing import generate_key_pair  # noqa: E402
 from stroke_mlops.registry.store import LocalModelStore  # noqa: E402
 from stroke_mlops.serving.request_log import encode_record  # noqa: E402
 from stroke_mlops.training import metrics, train  # noqa: E402
@@ -210,6 +211,7 @@ def cost_table(patients: pd.DataFrame, requests: int) -> None:
                 extra_files={
                     reference.REFERENCE_FILE: reference.reference_csv_bytes(reference_set)
                 },
+                signing_key=generate_key_pair(root / "keys").private_key,  # throw-away pair
             )
             store = LocalModelStore(root / "store")
             store.publish_version(built, VERSION)

@@ -35,7 +35,7 @@ import numpy as np
 from sklearn.ensemble import VotingClassifier
 
 from stroke_mlops.data import dataset, schema
-from stroke_mlops.registry import model_dir, signature
+from stroke_mlops.registry import model_dir, signature, signing
 from stroke_mlops.serving import scoring
 from stroke_mlops.serving.infra_validation import ServerProcess, v1_body, v2_body
 from stroke_mlops.training import train
@@ -69,7 +69,7 @@ class Measured:
         return len(self.latencies_s) / self.wall_s if self.wall_s else 0.0
 
 
-def make_model_dir(data_path: Path, kind: str, target: Path) -> Path:
+def make_model_dir(data_path: Path, kind: str, target: Path, signing_key: Path) -> Path:
     """Fit the project's pipeline on the real data and publish it like the pipeline does."""
     patients = dataset.clean_patients(dataset.read_raw_patients_file(data_path))
     features, labels = dataset.features_and_target(patients)
@@ -88,6 +88,7 @@ def make_model_dir(data_path: Path, kind: str, target: Path) -> Path:
         signature=signature.build_signature(signature.example_instances(patients)),
         model_card=f"# Benchmark model ({kind})\n",
         metadata={"version": f"benchmark-{kind}", "threshold": 0.5},
+        signing_key=signing_key,
     )
     return target
 
@@ -219,10 +220,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="serving-benchmark-") as scratch:
-        directory = args.model_dir or make_model_dir(args.data, args.model, Path(scratch) / "model")
-        verified = model_dir.verify_model_dir(directory)
+        if args.model_dir:  # signed by the pipeline: its public key from the environment
+            directory, public_key = args.model_dir, signing.public_key_from_env()
+        else:  # a throw-away key pair for the model fitted here
+            keys = signing.generate_key_pair(Path(scratch) / "keys")
+            directory = make_model_dir(
+                args.data, args.model, Path(scratch) / "model", keys.private_key
+            )
+            public_key = keys.public_key
+        verified = model_dir.open_signed_model_dir(directory, public_key)
         pipeline = verified.load_model()
-        compiled = scoring.load_compiled_model(directory)
+        compiled = scoring.load_compiled_model(directory, public_key)
         patients = dataset.clean_patients(dataset.read_raw_patients_file(args.data))
         instances: list[dict[str, Any]] = [
             {str(k): (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
@@ -273,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         paths = {"v1": "/v1/models/stroke:predict", "v2": "/v2/models/stroke/infer"}
         results: list[Measured] = []
-        with ServerProcess(str(directory)) as server:
+        with ServerProcess(str(directory), public_key=public_key) as server:
             ready, why = server.wait_ready(120)
             if not ready:
                 print(f"the server did not start: {why}\n{server.log_tail()}", file=sys.stderr)

@@ -27,6 +27,10 @@ KUBECTL := kubectl --context $(KUBE_CONTEXT)
 HELM := helm --kube-context $(KUBE_CONTEXT)
 OVERLAY := manifests/overlays/$(CLUSTER)
 CREDENTIALS_ENV := $(OVERLAY)/credentials.env
+# This cluster's model-signing key pair (gitignored): the private key becomes a Secret for the
+# pipeline's publish step, the public key a ConfigMap for the predictor and the loading steps.
+SIGNING_KEYS_DIR := $(OVERLAY)/signing-keys
+SIGNING_KEY := $(SIGNING_KEYS_DIR)/local-dev-signing-key.pem
 
 KFP_VERSION ?= 2.17.0
 KFP_MANIFESTS := github.com/kubeflow/pipelines/manifests/kustomize
@@ -110,9 +114,20 @@ $(CREDENTIALS_ENV):
 	} > $@
 	@echo "wrote $@ (random MinIO credentials, gitignored)"
 
-cluster-app: $(CREDENTIALS_ENV)
+$(SIGNING_KEY): | $(INSTALLED)
+	@$(BIN)/python -c 'import sys, pathlib; from stroke_mlops.registry.signing import generate_key_pair; \
+	  generate_key_pair(pathlib.Path(sys.argv[1]), label=b"# For the local cluster only (make cluster-up). Gitignored: never commit.\n")' \
+	  $(SIGNING_KEYS_DIR)
+	@echo "wrote $(SIGNING_KEYS_DIR) (model-signing key pair for this cluster, gitignored)"
+
+cluster-app: $(CREDENTIALS_ENV) $(SIGNING_KEY)
 	@echo "==> stroke-mlops: MinIO, bucket, ServingRuntime ($(IMAGE)), predictor account, RBAC ($(OVERLAY))"
 	scripts/render-overlay.sh $(OVERLAY) "$(IMAGE)" | $(KUBECTL) apply -f -
+	$(KUBECTL) -n kubeflow create secret generic stroke-mlops-signing-key \
+	  --from-file=signing-key.pem=$(SIGNING_KEY) --dry-run=client -o yaml | $(KUBECTL) apply -f -
+	for ns in $(APP_NAMESPACE) kubeflow; do $(KUBECTL) -n $$ns create configmap \
+	  stroke-mlops-signing-public-key --from-file=public-key.pem=$(SIGNING_KEYS_DIR)/local-dev-signing-key.pub.pem \
+	  --dry-run=client -o yaml | $(KUBECTL) apply -f - || exit 1; done
 	$(KUBECTL) -n $(APP_NAMESPACE) rollout status deployment/minio --timeout=5m
 	$(KUBECTL) -n $(APP_NAMESPACE) wait --for=condition=Complete job/create-bucket --timeout=5m
 

@@ -60,6 +60,8 @@ FORWARDED_ENV = (
 STALE_AFTER_S = 3600
 KFP_LOG = "kfp.log"
 LOGS_DIR = "logs"
+# Key files named by these go into the pipeline root, the one host folder containers see.
+SIGNING_KEY_ENV = ("STROKE_MLOPS_SIGNING_KEY", "STROKE_MLOPS_SIGNING_PUBLIC_KEY")
 
 
 @dataclass
@@ -393,6 +395,7 @@ def execute_locally(
         require_local_image(project_image())
         # Containers share the host network, so the S3 endpoint on 127.0.0.1 is reachable.
         environment = {k: v for k, v in os.environ.items() if k in FORWARDED_ENV}
+        environment.update(_signing_keys_for_containers(run_dir))
         local.init(
             runner=host_network_docker_runner(environment),
             pipeline_root=str(run_dir),
@@ -458,3 +461,19 @@ def _plain(text: str | None) -> str | None:
     import re
 
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def _signing_keys_for_containers(root: Path) -> dict[str, str]:
+    """Copy the signing keys into the pipeline root (mounted at the same path); their env."""
+    import shutil
+
+    keys_dir = root / ".signing-keys"
+    environment: dict[str, str] = {}
+    for variable in SIGNING_KEY_ENV:
+        if source := os.environ.get(variable):
+            keys_dir.mkdir(mode=0o700, exist_ok=True)
+            target = keys_dir / Path(source).name
+            shutil.copyfile(source, target)
+            target.chmod(0o600)  # tasks run as this user (local_docker: run_as_host_user)
+            environment[variable] = str(target)
+    return environment

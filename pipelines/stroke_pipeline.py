@@ -10,9 +10,9 @@ arguments. Caching is off for every step that reads something mutable: ingest (t
 ``data_uri``), the gate (the production model now) and everything after it (the store and the
 cluster); the steps in between are pure functions of their input artifacts.
 ``build_pipeline(cluster=ClusterConfig(...))`` attaches the Kubernetes side
-(credentials Secret, endpoint, pull policy, resources, retries); ``build_pipeline()`` leaves
-it out for ``kfp.local``, which ignores platform config and takes credentials from the
-runner's environment.
+(credentials Secret, signing keys, endpoint, pull policy, resources, retries);
+``build_pipeline()`` leaves it out for ``kfp.local``, which ignores platform config and takes
+credentials and keys from the runner's environment.
 """
 
 from collections.abc import Callable
@@ -33,10 +33,17 @@ from components.publish import publish
 from components.train import train
 from components.validate_data import enforce_contract, validate_data
 from stroke_mlops.data.dataset import SplitFractions
+from stroke_mlops.deploy.kserve_objects import (
+    SIGNING_PUBLIC_KEY_CONFIG_MAP,
+    SIGNING_PUBLIC_KEY_DIR,
+    SIGNING_PUBLIC_KEY_FILE,
+)
+from stroke_mlops.registry.signing import PRIVATE_KEY_ENV, PUBLIC_KEY_ENV
 from stroke_mlops.training.evaluate import EvaluationConfig
 from stroke_mlops.training.promotion_gate import GateThresholds
 
 PIPELINE_NAME = "stroke-mlops"
+SIGNING_KEY_DIR = "/etc/stroke-mlops/signing-key"
 
 # Every default comes from the library's dataclasses: defined once, shared with the CLI.
 _SPLIT = SplitFractions()
@@ -53,6 +60,10 @@ class ClusterConfig:
     s3_region: str = "us-east-1"
     image_pull_policy: str = "IfNotPresent"  # images are loaded into kind, not pulled
     network_retries: int = 3
+    # Model signing (make cluster-app creates both in kubeflow): the private key only for publish,
+    # the public key for the steps that load a published model (gate, infra-validate).
+    signing_key_secret: str = "stroke-mlops-signing-key"  # key signing-key.pem
+    signing_public_key_config_map: str = SIGNING_PUBLIC_KEY_CONFIG_MAP  # key public-key.pem
 
 
 def _with_s3(task: dsl.PipelineTask, cluster: ClusterConfig) -> None:
@@ -67,6 +78,22 @@ def _with_s3(task: dsl.PipelineTask, cluster: ClusterConfig) -> None:
     task.set_env_variable("AWS_ENDPOINT_URL", cluster.s3_endpoint)
     task.set_env_variable("AWS_REGION", cluster.s3_region)
     task.set_retry(num_retries=cluster.network_retries, backoff_duration="10s")
+
+
+def _with_signing_key(task: dsl.PipelineTask, cluster: ClusterConfig) -> None:
+    kubernetes.use_secret_as_volume(
+        task, secret_name=cluster.signing_key_secret, mount_path=SIGNING_KEY_DIR
+    )
+    task.set_env_variable(PRIVATE_KEY_ENV, f"{SIGNING_KEY_DIR}/signing-key.pem")
+
+
+def _with_public_key(task: dsl.PipelineTask, cluster: ClusterConfig) -> None:
+    kubernetes.use_config_map_as_volume(
+        task,
+        config_map_name=cluster.signing_public_key_config_map,
+        mount_path=SIGNING_PUBLIC_KEY_DIR,
+    )
+    task.set_env_variable(PUBLIC_KEY_ENV, f"{SIGNING_PUBLIC_KEY_DIR}/{SIGNING_PUBLIC_KEY_FILE}")
 
 
 # What one step may request on a 4-CPU / 8 GiB kind node beside Kubernetes (~1 CPU), KFP 2.17
@@ -109,8 +136,16 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
         cpu: str = "500m",
         memory: str = "1Gi",
         cpu_limit: str | None = None,
+        signing_key: bool = False,
+        public_key: bool = False,
     ) -> dsl.PipelineTask:
-        return configure_task(task, cluster, s3=s3, cpu=cpu, memory=memory, cpu_limit=cpu_limit)
+        configure_task(task, cluster, s3=s3, cpu=cpu, memory=memory, cpu_limit=cpu_limit)
+        if cluster is not None:
+            if signing_key:
+                _with_signing_key(task, cluster)
+            if public_key:
+                _with_public_key(task, cluster)
+        return task
 
     @dsl.pipeline(
         name=PIPELINE_NAME,
@@ -189,6 +224,7 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
                 max_cv_recall_width=max_cv_recall_width,
             ),
             s3=True,
+            public_key=True,  # scores the production model
         )
         # The champion is "whatever production is now": never reuse a cached gate.
         decision.set_caching_options(False)
@@ -205,12 +241,14 @@ def build_pipeline(cluster: "ClusterConfig | None" = None) -> Callable[..., Any]
                     store_uri=store_uri,
                 ),
                 s3=True,
+                signing_key=True,
             )
             published.set_caching_options(False)
             served = platform(
                 infra_validate(store_uri=store_uri, version=published.outputs["version"]),
                 s3=True,
                 memory="1Gi",
+                public_key=True,
             ).set_display_name("infra-validate (real model server)")
             served.set_caching_options(False)
             promoted = platform(

@@ -37,6 +37,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from stroke_mlops.monitoring.retraining import RetrainingError
     from stroke_mlops.project import ProjectNotFoundError
     from stroke_mlops.registry.model_dir import ModelDirError
+    from stroke_mlops.registry.signing import SignatureError
     from stroke_mlops.registry.uris import StorageError
 
     return (
@@ -44,6 +45,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
         RawDataError,
         SuiteError,
         ModelDirError,
+        SignatureError,
         ProjectNotFoundError,
         StorageError,
         DeployConfigError,
@@ -125,8 +127,10 @@ def cmd_compile(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from stroke_mlops.logs import configure_logging
     from stroke_mlops.project import import_project_module
+    from stroke_mlops.registry.signing import use_local_dev_keys
 
     configure_logging()
+    use_local_dev_keys()  # unless STROKE_MLOPS_SIGNING_KEY / _PUBLIC_KEY name real keys
     runner = import_project_module("pipelines.local_runner")
     print(
         f"Running the pipeline locally ({args.runner} runner): data {args.data}, "
@@ -195,10 +199,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from stroke_mlops.registry.signing import use_local_dev_keys
     from stroke_mlops.serving import predictor
+
+    use_local_dev_keys(create=False)  # the local-dev public key, if `run` made one here
 
     argv = ["--model-uri", args.model_uri, "--port", str(args.port), "--host", args.host]
     argv += ["--max-instances", str(args.max_instances)]
+    if args.public_key:
+        argv += ["--public-key", args.public_key]
     if args.request_log_uri:
         argv += ["--request-log-uri", args.request_log_uri]
     if args.request_log_retention_days is not None:
@@ -207,8 +216,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_predict_demo(args: argparse.Namespace) -> int:
+    from stroke_mlops.registry.signing import use_local_dev_keys
     from stroke_mlops.serving.demo import DemoError, predict_with_production_model
 
+    use_local_dev_keys(create=False)
     try:
         print(predict_with_production_model(args.store).render())
     except DemoError as error:
@@ -621,14 +632,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="serve a published model with KServe's model server (V1 and V2 protocols)",
-        description="Loads a model directory made by publish (checking every file's sha256 "
-        "first) and serves /v1/models/stroke:predict and /v2/models/stroke/infer.",
+        description="Loads a model directory made by publish (checking its signature with the "
+        "public key, then every file's sha256, before reading the model) and serves "
+        "/v1/models/stroke:predict and /v2/models/stroke/infer.",
     )
     serve.add_argument(
         "--model-uri",
         default="/mnt/models",
         help="a model folder or an s3:// version URI (default /mnt/models, where "
         "KServe's storage initializer puts storageUri)",
+    )
+    serve.add_argument(
+        "--public-key",
+        help="PEM public key the model's signature must verify with (default "
+        "$STROKE_MLOPS_SIGNING_PUBLIC_KEY, else the local-dev key in .local-dev-keys/)",
     )
     serve.add_argument("--port", type=int, default=8080, help="HTTP port (8080)")
     serve.add_argument(

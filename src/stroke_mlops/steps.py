@@ -16,12 +16,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
 import numpy as np
 import pandas as pd
 
 from stroke_mlops.data import dataset, schema
-from stroke_mlops.registry import model_dir, signature
+from stroke_mlops.registry import model_dir, signature, signing
 from stroke_mlops.training import evaluate, promotion_gate, train
 
 log = logging.getLogger(__name__)
@@ -127,7 +126,7 @@ def train_model(
     features, target = dataset.features_and_target(frame)
     result = train.train_candidates(features, target, seed=seed, precision_floor=precision_floor)
     model_path.mkdir(parents=True, exist_ok=True)
-    joblib.dump(result.model, model_path / MODEL_FILE, compress=3)
+    model_dir.save_model(result.model, model_path / MODEL_FILE)
     np.save(model_path / OOF_SCORES_FILE, result.oof_scores)
     summary = result.summary()
     (model_path / TRAINING_SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str))
@@ -149,7 +148,7 @@ def candidate_model_card(
 
 
 def load_trained(model_path: Path) -> tuple[Any, np.ndarray, dict[str, Any]]:
-    model = joblib.load(model_path / MODEL_FILE)
+    model = model_dir.load_model_file(model_path / MODEL_FILE)
     oof = np.load(model_path / OOF_SCORES_FILE)
     summary = json.loads((model_path / TRAINING_SUMMARY_FILE).read_text())
     return model, oof, summary
@@ -199,7 +198,7 @@ def compare_champion(
     challenger, _, _ = load_trained(model_path)
     with tempfile.TemporaryDirectory(prefix="champion-") as scratch:
         local = store.download_version(pointer.version, Path(scratch) / "model")
-        verified = model_dir.verify_model_dir(local)
+        verified = model_dir.open_signed_model_dir(local, signing.public_key_from_env())
         fingerprint = verified.metadata.get("fingerprint") or {}
         return evaluate.compare_with_champion(
             verified.load_model(),
@@ -253,8 +252,10 @@ def build_model_dir(
     gate_summary: str,
     version: str,
     destination: Path,
+    signing_key: Path,
 ) -> dict[str, Any]:
-    """Assemble the publishable model directory (model, signature, metadata, model card).
+    """Assemble the publishable model directory (model, signature, metadata, model card),
+    signed with the private key ``signing_key``.
 
     The held-out test rows, scored by the final model, go beside it as the monitor's reference
     set (``reference.csv``): rows the model never trained on, so their scores are honest.
@@ -299,6 +300,7 @@ def build_model_dir(
             },
         },
         extra_files={reference.REFERENCE_FILE: reference.reference_csv_bytes(reference_set)},
+        signing_key=signing_key,
     )
 
 
@@ -319,11 +321,13 @@ def publish_candidate(
     With ``raw_path``, the raw CSV it was trained on is kept in the store under its sha256
     (``stroke/datasets/<sha256>.csv``, the fingerprint's ``raw_sha256``), so retraining can
     start from exactly that data. The production pointer does not move here: promote does that
-    after infra-validation.
+    after infra-validation. The
+    directory is signed with the private key named by $STROKE_MLOPS_SIGNING_KEY.
     """
     from stroke_mlops.monitoring.retraining import keep_dataset
     from stroke_mlops.registry.store import open_store
 
+    signing_key = signing.private_key_from_env()
     if raw_path is not None:
         raw = raw_path.read_bytes()
         if dataset.sha256_bytes(raw) != fingerprint.get("raw_sha256"):
@@ -339,6 +343,7 @@ def publish_candidate(
         gate_summary=gate_summary,
         version=version,
         destination=published_path,
+        signing_key=signing_key,
     )
     published = open_store(store_uri).publish_version(published_path, version)
     log.info("published %s to %s", version, published.uri)
@@ -404,7 +409,7 @@ def infra_validate_version(store_uri: str, version: str, report_path: Path) -> d
 
     with tempfile.TemporaryDirectory(prefix="infra-validate-") as scratch:
         local = open_store(store_uri).download_version(version, Path(scratch) / "model")
-        result = validate_model_server(local)
+        result = validate_model_server(local, public_key=signing.public_key_from_env())
     summary = result.summary()
     lines = [
         f"# Infra-validation of `{version}`: {'PASSED' if result.passed else 'FAILED'}",

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from pipelines.local_runner import run_locally
-from stroke_mlops.registry import model_dir
+from stroke_mlops.registry import model_dir, signing
 from stroke_mlops.registry.store import open_store
 from tests.s3_server import TEST_ACCESS_KEY, TEST_REGION, TEST_SECRET_KEY, S3Bucket
 
@@ -62,7 +62,10 @@ def test_pipeline_in_containers_then_predictor_container_from_s3(
     assert pointer is not None and pointer.version == summary.outputs["published"]
 
     # The predictor container downloads the promoted version from S3 itself (kserve-storage).
-    local = model_dir.verify_model_dir(store.download_version(pointer.version, tmp_path / "m"))
+    local = model_dir.open_signed_model_dir(
+        store.download_version(pointer.version, tmp_path / "m"),
+        signing.public_key_from_env(),
+    )
     example = local.signature["examples"][0]
     expected = float(local.load_model().predict_proba(pd.DataFrame([example]))[0, 1])
     port = _free_port()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -18,7 +19,7 @@ from sklearn.pipeline import Pipeline
 
 from stroke_mlops.data import schema
 from stroke_mlops.data.dataset import features_and_target
-from stroke_mlops.registry import signature
+from stroke_mlops.registry import signature, signing
 from stroke_mlops.registry.model_dir import write_model_dir
 from stroke_mlops.serving.infra_validation import free_port
 from stroke_mlops.training.train import build_model_pipeline
@@ -30,6 +31,7 @@ TRAIN_ROWS = 500
 MODEL_VERSION = "ctest-1"
 READY_TIMEOUT_S = 120
 MODEL_URL = "http://127.0.0.1:{port}/v1/models/" + schema.MODEL_NAME
+PUBLIC_KEY_IN_CONTAINER = "/etc/stroke-mlops/signing/public-key.pem"  # as the ServingRuntime
 
 
 def _http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
@@ -70,8 +72,18 @@ def _serve(
     command = list(image_config["Cmd"])
     port = free_port()
     command[command.index("--port") + 1] = str(port)
+    public_key = Path(os.environ[signing.PUBLIC_KEY_ENV])
     container = start_container(
-        command, docker_args=["--volume", f"{model_dir}:/mnt/models:ro", *docker_args]
+        command,
+        docker_args=[
+            "--volume",
+            f"{model_dir}:/mnt/models:ro",
+            "--volume",
+            f"{public_key}:{PUBLIC_KEY_IN_CONTAINER}:ro",
+            "--env",
+            f"{signing.PUBLIC_KEY_ENV}={PUBLIC_KEY_IN_CONTAINER}",
+            *docker_args,
+        ],
     )
     _wait_until_ready(container, port)
     return port
@@ -97,6 +109,7 @@ def model_dir(
         signature=signature.build_signature(signature.example_instances(held_out)),
         model_card="# Container test model\n\nFitted by tests/containers.\n",
         metadata={"version": MODEL_VERSION, "threshold": 0.5},
+        signing_key=signing.private_key_from_env(),
     )
     # The container runs as uid 1000: the folder it mounts must be readable by others.
     directory.chmod(0o755)

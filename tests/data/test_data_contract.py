@@ -226,6 +226,38 @@ def test_broken_copy_is_refused_naming_the_problem(
         assert words in text
 
 
+def _ten_copies_with_fresh_ids(raw: bytes) -> bytes:
+    """The file concatenated with itself ten times, every row given a new, unique id."""
+    lines = _lines(raw)
+    rows = [line.split(",") for line in lines[1:] if line]
+    copies = [[str(n), *fields[1:]] for n, fields in enumerate(rows * 10, start=1)]
+    return _encode([lines[0], *(",".join(fields) for fields in copies)])
+
+
+def test_a_duplicated_file_with_fresh_ids_is_refused(real_csv_bytes: bytes) -> None:
+    report = contract.validate_csv_bytes(_ten_copies_with_fresh_ids(real_csv_bytes), "10x.csv")
+    text = report.to_text()
+
+    assert not report.success
+    assert _checked_failures(report) == {(None, "expect_compound_columns_to_be_unique")}, text
+    assert "found 51,100 of 51,100 rows repeat another row's content: lines 2, 3, 4," in text
+    assert "'Male'" not in text and "228.69" not in text  # lines only, no patient values
+
+
+def test_a_huge_field_or_column_name_is_never_echoed_in_full(real_csv_bytes: bytes) -> None:
+    huge = "x" * 2_000_000
+    for broken in (
+        _set_cells(real_csv_bytes, "gender", {5: huge}),
+        _renamed(real_csv_bytes, "work_type", huge),
+    ):
+        report = contract.validate_csv_bytes(broken, "huge.csv")
+        text = report.to_text()
+        assert not report.success
+        assert "… (2,000,000 characters)" in text
+        assert len(text) < 5_000
+        assert len(report.to_html()) < 100_000
+
+
 def test_random_bytes_are_not_a_csv(real_csv_bytes: bytes) -> None:
     noise = random.Random(0).randbytes(4096)
     with pytest.raises(dataset.RawDataError, match=r"^noise\.bin: not UTF-8 text"):

@@ -68,7 +68,7 @@ def test_folder_store_run_publishes_and_promotes(
     assert metadata["fingerprint"]["raw_sha256"] == dataset.sha256_bytes(real_csv_bytes)
     assert metadata["threshold"] == pytest.approx(summary.outputs["evaluation"]["threshold"])
     assert set(metadata["files"]) == {
-        "model.joblib",
+        "model.skops",
         "signature.json",
         "model_card.md",
         "reference.csv",
@@ -169,11 +169,12 @@ def test_s3_store_run_then_failure_mid_publish_keeps_production(
     assert json.loads(production_before)["version"] == first.outputs["published"]
     champion_files = s3_bucket.snapshot(f"models/stroke/versions/{first.outputs['published']}/")
     assert {key.rsplit("/", 1)[-1] for key in champion_files} == {
-        "model.joblib",
+        "model.skops",
         "signature.json",
         "model_card.md",
         "reference.csv",
         "metadata.json",
+        "model.sig",
     }
 
     # The store fails while the second run uploads its model's metadata: the run must fail and

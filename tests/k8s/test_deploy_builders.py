@@ -10,6 +10,7 @@ import yaml
 
 from stroke_mlops.deploy import kserve_objects
 from stroke_mlops.deploy.kserve_objects import DeployConfigError
+from stroke_mlops.registry import signing
 from tools.kserve_admission import check_objects
 from tools.validate_k8s import validate_objects
 
@@ -68,7 +69,44 @@ def test_serving_runtime_validates_and_runs_our_serve_command() -> None:
         "--host", "0.0.0.0",
     ]  # fmt: skip
     assert container["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
-    assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "runAsGroup": 1000,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def test_serving_runtime_gives_the_server_the_public_key_and_a_writable_tmp_only() -> None:
+    spec = kserve_objects.to_manifest(kserve_objects.build_serving_runtime("stroke-mlops:1"))[
+        "spec"
+    ]
+    (container,) = spec["containers"]
+    assert container["env"] == [
+        {
+            "name": signing.PUBLIC_KEY_ENV,
+            "value": "/etc/stroke-mlops/signing/public-key.pem",
+        }
+    ]
+    mounts = {m["name"]: m for m in container["volumeMounts"]}
+    assert mounts["signing-public-key"] == {
+        "name": "signing-public-key",
+        "mountPath": "/etc/stroke-mlops/signing",
+        "readOnly": True,
+    }
+    assert mounts["tmp"]["mountPath"] == "/tmp"
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert set(volumes) == set(mounts)
+    assert volumes["signing-public-key"]["configMap"] == {"name": "stroke-mlops-signing-public-key"}
+    assert "emptyDir" in volumes["tmp"]
+
+
+def test_predictors_get_no_service_account_token() -> None:
+    isvc = kserve_objects.to_manifest(kserve_objects.build_inference_service(NEW))
+    assert isvc["spec"]["predictor"]["automountServiceAccountToken"] is False
 
 
 def test_plain_inference_service_serves_the_uri_with_our_runtime() -> None:

@@ -36,6 +36,7 @@ def test_overlay_holds_exactly_the_expected_objects(overlay: Rendered) -> None:
         ("Deployment", "stroke-mlops", "minio"),
         ("Service", "stroke-mlops", "minio"),
         ("NetworkPolicy", "stroke-mlops", "minio-ingress"),
+        ("NetworkPolicy", "stroke-mlops", "predictor-ingress"),
         ("Job", "stroke-mlops", "create-bucket"),
         ("ServiceAccount", "stroke-mlops", "stroke-predictor"),
         ("Secret", "stroke-mlops", S3_SECRET),
@@ -133,6 +134,19 @@ def test_minio_accepts_s3_traffic_only_from_its_namespace_and_kubeflow(overlay: 
     assert rule["ports"] == [{"protocol": "TCP", "port": 9000}]
 
 
+def test_predictor_pods_accept_inference_only_from_their_namespace(overlay: Rendered) -> None:
+    _, objects = overlay
+    policy = find(objects, "NetworkPolicy", "predictor-ingress", "stroke-mlops")["spec"]
+    # The label KServe v0.20 puts on every predictor pod (constants.InferenceServicePodLabelKey).
+    assert policy["podSelector"] == {
+        "matchExpressions": [{"key": "serving.kserve.io/inferenceservice", "operator": "Exists"}]
+    }
+    assert policy["policyTypes"] == ["Ingress"]
+    (rule,) = policy["ingress"]
+    assert rule["from"] == [{"podSelector": {}}]
+    assert rule["ports"] == [{"protocol": "TCP", "port": kserve_objects.HTTP_PORT}]
+
+
 def test_committed_serving_runtime_is_what_the_builder_renders(overlay: Rendered) -> None:
     committed = (MANIFESTS / "base" / "serving-runtime.yaml").read_text()
     assert committed == kserve_objects.render_serving_runtime_manifest(), (
@@ -197,6 +211,19 @@ def test_real_credentials_files_are_gitignored() -> None:
             check=False,
         )
         assert ignored.returncode == 0, f"{env} would not be ignored by git"
+
+
+def test_signing_key_folders_are_gitignored() -> None:
+    for folder in (
+        ".local-dev-keys",  # make demo
+        *(f"manifests/overlays/{o.name}/signing-keys" for o in (MANIFESTS / "overlays").iterdir()),
+    ):
+        ignored = subprocess.run(
+            ["git", "check-ignore", "--quiet", "--no-index", f"{folder}/key.pem"],
+            cwd=REPO_ROOT,
+            check=False,
+        )
+        assert ignored.returncode == 0, f"{folder} would not be ignored by git"
 
 
 def test_kind_node_image_is_the_kubernetes_version_the_validator_uses() -> None:

@@ -19,6 +19,7 @@ from stroke_mlops.data import dataset, schema
 from stroke_mlops.monitoring import reference
 from stroke_mlops.registry import signature
 from stroke_mlops.registry.model_dir import write_model_dir
+from stroke_mlops.registry.signing import private_key_from_env
 from stroke_mlops.registry.store import LocalModelStore
 from stroke_mlops.serving.predictor import StrokeModel
 from stroke_mlops.serving.request_log import RequestLogger, RequestLogSink, writer_for
@@ -52,6 +53,7 @@ def monitored_store(
         model_card="# Monitoring test model\n",
         metadata={"version": VERSION, "threshold": THRESHOLD, "model_name": schema.MODEL_NAME},
         extra_files={reference.REFERENCE_FILE: reference.reference_csv_bytes(reference_set)},
+        signing_key=private_key_from_env(),
     )
     root = tmp_path_factory.mktemp("store")
     store = LocalModelStore(root)

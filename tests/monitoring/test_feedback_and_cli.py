@@ -18,7 +18,8 @@ from stroke_mlops.monitoring.feedback import (
     record_feedback,
 )
 from stroke_mlops.monitoring.monitor import MonitorSummary, run_monitor
-from stroke_mlops.registry.model_dir import verify_model_dir
+from stroke_mlops.registry.model_dir import open_signed_model_dir
+from stroke_mlops.registry.signing import public_key_from_env
 from tests.monitoring.conftest import THRESHOLD, MonitoredStore, ServeRows
 from tests.s3_server import S3Bucket
 
@@ -76,7 +77,7 @@ def test_labelled_requests_and_realised_recall_from_feedback(
     )
     assert labelled["stroke"].sum() == rows["stroke"].sum()
 
-    model = verify_model_dir(monitored_store.version_dir).load_model()
+    model = open_signed_model_dir(monitored_store.version_dir, public_key_from_env()).load_model()
     decisions = model.predict_proba(rows[list(schema.FEATURE_COLUMNS)])[:, 1] >= THRESHOLD
     strokes = rows["stroke"].to_numpy() == 1
     performance = run_monitor(str(store), str(logs), tmp_path / "out").performance

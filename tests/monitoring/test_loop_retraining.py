@@ -14,7 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from stroke_mlops.data import dataset, schema
 from stroke_mlops.monitoring import retraining
 from stroke_mlops.monitoring.feedback import record_feedback
-from stroke_mlops.registry import signature
+from stroke_mlops.registry import signature, signing
 from stroke_mlops.registry.model_dir import write_model_dir
 from stroke_mlops.registry.store import LocalModelStore
 from tests.monitoring.conftest import MonitoredStore, ServeRows
@@ -40,6 +40,7 @@ def _publish(
             "model_name": schema.MODEL_NAME,
             "fingerprint": {"raw_sha256": raw_sha256},
         },
+        signing_key=signing.private_key_from_env(),
     )
     store.publish_version(built, version)
     store.promote(version)

@@ -64,6 +64,40 @@ def test_s3_secret_and_endpoint_are_wired_where_needed(cluster_yaml: tuple[dict,
     assert all(cfg.get("imagePullPolicy") == "IfNotPresent" for cfg in executors.values())
 
 
+def test_only_publish_gets_the_private_signing_key(cluster_yaml: tuple[dict, dict]) -> None:
+    spec, platform = cluster_yaml
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    with_private = {
+        name.removeprefix("exec-"): cfg["secretAsVolume"]
+        for name, cfg in executors.items()
+        if cfg.get("secretAsVolume")
+    }
+    with_public = {
+        name.removeprefix("exec-"): cfg["configMapAsVolume"]
+        for name, cfg in executors.items()
+        if cfg.get("configMapAsVolume")
+    }
+    assert set(with_private) == {"publish"}
+    assert with_private["publish"][0]["secretName"] == "stroke-mlops-signing-key"
+    assert set(with_public) == {"gate", "infra-validate"}
+    for name, volumes in with_public.items():
+        assert volumes[0]["configMapName"] == "stroke-mlops-signing-public-key", name
+    env_of = {
+        name.removeprefix("exec-"): {
+            variable["name"]: variable["value"] for variable in executor["container"].get("env", [])
+        }
+        for name, executor in spec["deploymentSpec"]["executors"].items()
+    }
+    assert env_of["publish"]["STROKE_MLOPS_SIGNING_KEY"].startswith(
+        with_private["publish"][0]["mountPath"]
+    )
+    assert [n for n, env in env_of.items() if "STROKE_MLOPS_SIGNING_KEY" in env] == ["publish"]
+    for name in with_public:
+        assert env_of[name]["STROKE_MLOPS_SIGNING_PUBLIC_KEY"] == (
+            "/etc/stroke-mlops/signing/public-key.pem"
+        )
+
+
 def test_gate_branch_guards_publish_and_promote(cluster_yaml: tuple[dict, dict]) -> None:
     spec, _ = cluster_yaml
     root_tasks = spec["root"]["dag"]["tasks"]

@@ -14,6 +14,7 @@ from sklearn.pipeline import Pipeline
 from stroke_mlops.data import schema
 from stroke_mlops.data.dataset import features_and_target
 from stroke_mlops.registry.model_dir import write_model_dir
+from stroke_mlops.registry.signing import private_key_from_env
 from stroke_mlops.training.train import build_model_pipeline
 
 TEST_VERSION = "test-1"
@@ -32,13 +33,16 @@ def write_test_model_dir(
     *,
     version: str = TEST_VERSION,
     threshold: float = TEST_THRESHOLD,
+    signing_key: Path | None = None,
 ) -> Path:
+    """A signed model directory (by default with the session's key, see tests/conftest.py)."""
     write_model_dir(
         directory,
         model=pipeline,
         signature=signature_doc,
         model_card="# Test model\n\nFitted by tests/serving for serving tests.\n",
         metadata={"version": version, "threshold": threshold},
+        signing_key=signing_key or private_key_from_env(),
     )
     return directory
 

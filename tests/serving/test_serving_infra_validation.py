@@ -8,9 +8,10 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from sklearn.ensemble import RandomForestClassifier
+from sklearn.naive_bayes import GaussianNB
 
 from stroke_mlops.registry.model_dir import SIGNATURE_FILE
+from stroke_mlops.registry.signing import public_key_from_env
 from stroke_mlops.serving.infra_validation import validate_model_server
 from tests.serving.model_dirs import copy_model_dir, fit_pipeline, write_test_model_dir
 
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_good_model_directory_passes(xgb_model_dir: Path) -> None:
-    result = validate_model_server(xgb_model_dir, timeout_s=90)
+    result = validate_model_server(xgb_model_dir, public_key=public_key_from_env(), timeout_s=90)
 
     assert result.passed, result.reasons
     assert result.reasons == []
@@ -34,27 +35,27 @@ def test_a_tampered_directory_is_blocked(xgb_model_dir: Path, tmp_path: Path) ->
         signature_path.read_text().replace('"maximum": 120.0', '"maximum": 999.0')
     )
 
-    result = validate_model_server(tampered, timeout_s=90)
+    result = validate_model_server(tampered, public_key=public_key_from_env(), timeout_s=90)
 
     assert not result.passed
     assert any("exited with status 1 before it was ready" in r for r in result.reasons)
-    assert any("refusing to load a modified model" in r for r in result.reasons)
+    assert any("changed since signing: signature.json" in r for r in result.reasons)
 
 
 def test_an_unknown_pipeline_shape_is_blocked(
     real_patients: pd.DataFrame, signature_doc: dict[str, Any], tmp_path: Path
 ) -> None:
-    forest = fit_pipeline(real_patients, RandomForestClassifier(n_estimators=3, random_state=0))
-    directory = write_test_model_dir(tmp_path / "forest", forest, signature_doc)
+    naive_bayes = fit_pipeline(real_patients, GaussianNB())
+    directory = write_test_model_dir(tmp_path / "naive-bayes", naive_bayes, signature_doc)
 
-    result = validate_model_server(directory, timeout_s=90)
+    result = validate_model_server(directory, public_key=public_key_from_env(), timeout_s=90)
 
     assert not result.passed
     assert len(result.reasons) == 1
-    assert "cannot compile classifier RandomForestClassifier" in result.reasons[0]
+    assert "cannot compile classifier GaussianNB" in result.reasons[0]
 
 
 def test_a_folder_that_is_not_a_model_directory_is_blocked(tmp_path: Path) -> None:
-    result = validate_model_server(tmp_path, timeout_s=90)
+    result = validate_model_server(tmp_path, public_key=public_key_from_env(), timeout_s=90)
     assert not result.passed
-    assert any("no metadata.json" in r for r in result.reasons)
+    assert any("no model.sig; refusing to load an unsigned model" in r for r in result.reasons)

@@ -15,7 +15,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from stroke_mlops.data import schema
-from stroke_mlops.registry import signature
+from stroke_mlops.registry import signature, signing
 from stroke_mlops.registry.model_dir import write_model_dir
 from stroke_mlops.training.train import build_model_pipeline
 from tests.s3_server import fault_proxy, moto_endpoint, s3_bucket  # noqa: F401
@@ -41,7 +41,10 @@ def small_model(small_patients: pd.DataFrame) -> Pipeline:
 
 @pytest.fixture
 def make_model_dir(
-    tmp_path: Path, small_model: Pipeline, small_patients: pd.DataFrame
+    tmp_path: Path,
+    small_model: Pipeline,
+    small_patients: pd.DataFrame,
+    signing_keys: signing.KeyPair,
 ) -> MakeModelDir:
     """``make_model_dir(version)`` writes a real model directory for that version."""
 
@@ -53,6 +56,7 @@ def make_model_dir(
             signature=signature.build_signature(signature.example_instances(small_patients)),
             model_card=f"# stroke {version}\n\nA test model fitted on 200 rows.\n",
             metadata={"version": version, "threshold": 0.5, "model_name": schema.MODEL_NAME},
+            signing_key=signing_keys.private_key,
         )
         return directory
 

@@ -12,10 +12,11 @@ import pytest
 from sklearn.pipeline import Pipeline
 
 from stroke_mlops.data import schema
-from stroke_mlops.registry import store
+from stroke_mlops.registry import signing, store
 from stroke_mlops.registry.model_dir import (
     METADATA_FILE,
     MODEL_CARD_FILE,
+    open_signed_model_dir,
     sha256_file,
     verify_model_dir,
 )
@@ -43,6 +44,7 @@ def test_publish_promote_download_round_trip(
     small_model: Pipeline,
     small_patients: pd.DataFrame,
     tmp_path: Path,
+    signing_keys: signing.KeyPair,
 ) -> None:
     built = make_model_dir("v1")
     assert local_store.production() is None
@@ -72,7 +74,7 @@ def test_publish_promote_download_round_trip(
     assert local_store.production() == pointer
 
     downloaded = local_store.download_version("v1", tmp_path / "downloaded")
-    verified = verify_model_dir(downloaded)
+    verified = open_signed_model_dir(downloaded, signing_keys.public_key)
     rows = small_patients[list(schema.FEATURE_COLUMNS)].head(20)
     np.testing.assert_allclose(
         verified.load_model().predict_proba(rows), small_model.predict_proba(rows)

@@ -10,7 +10,7 @@ from sklearn.pipeline import Pipeline
 
 from stroke_mlops.cli import main
 from stroke_mlops.data import schema
-from stroke_mlops.registry import signature
+from stroke_mlops.registry import signature, signing
 from stroke_mlops.registry.model_dir import write_model_dir
 from stroke_mlops.registry.store import open_store
 from tests.s3_server import S3Bucket
@@ -48,6 +48,7 @@ def store_uri(
                 "metrics": {"test": {"recall": 0.80 + index / 100, "precision": 0.16,
                                      "roc_auc": 0.84, "pr_auc": 0.2}},
             },
+            signing_key=signing.private_key_from_env(),
         )  # fmt: skip
         store.publish_version(directory, version)
         store.promote(version)

@@ -15,12 +15,13 @@ from stroke_mlops.registry.model_dir import (
     sha256_file,
     verify_model_dir,
 )
+from stroke_mlops.registry.signing import SIGNING_BUNDLE_FILE
 from stroke_mlops.registry.store import S3ModelStore, StoreError, open_store
 from tests.s3_server import FaultProxy, S3Bucket
 from tests.store.conftest import MakeModelDir
 
 PREFIX = "team/models"
-FILES = sorted([MODEL_FILE, "signature.json", MODEL_CARD_FILE, METADATA_FILE])
+FILES = sorted([MODEL_FILE, "signature.json", MODEL_CARD_FILE, METADATA_FILE, SIGNING_BUNDLE_FILE])
 
 
 def s3_store(bucket: S3Bucket) -> S3ModelStore:

@@ -6,6 +6,8 @@ import dataclasses
 
 import pandas as pd
 
+from stroke_mlops.data import dataset
+
 
 @dataclasses.dataclass(frozen=True)
 class ColumnSummary:
@@ -29,7 +31,7 @@ def summarize_columns(frame: pd.DataFrame) -> list[ColumnSummary]:
         series = frame.iloc[:, position]
         present = int(series.notna().sum())
         summary = ColumnSummary(
-            name=str(name),
+            name=dataset.abbreviate(str(name)),
             dtype=str(series.dtype),
             present=present,
             missing=len(series) - present,
@@ -46,7 +48,8 @@ def summarize_columns(frame: pd.DataFrame) -> list[ColumnSummary]:
         else:
             top = series.astype("string").value_counts(dropna=True).head(3)
             summary = dataclasses.replace(
-                summary, top_values=tuple((str(v), int(n)) for v, n in top.items())
+                summary,
+                top_values=tuple((dataset.abbreviate(str(v)), int(n)) for v, n in top.items()),
             )
         summaries.append(summary)
     return summaries

@@ -116,8 +116,9 @@ def _group_unchecked(failures: Iterable[ContractFailure]) -> dict[str, list[str]
     for failure in failures:
         if not failure.checked:
             columns = grouped.setdefault(failure.observed, [])
-            if failure.column is not None and failure.column not in columns:
-                columns.append(failure.column)
+            name = failure.column if failure.column is not None else "duplicate rows"
+            if name not in columns:
+                columns.append(name)
     return grouped
 
 
@@ -146,12 +147,12 @@ def validate_patients(
     duplicated = set(counts[counts > 1].index)
     skip_reasons: dict[int, str] = {}
     for position, expectation in enumerate(expectations):
-        column = expectation["kwargs"].get("column")
-        if column is None:
+        columns = _columns_checked(expectation)
+        if not columns:
             continue
-        if column not in frame.columns:
+        if any(column not in frame.columns for column in columns):
             skip_reasons[position] = "column missing"
-        elif column in duplicated:
+        elif any(column in duplicated for column in columns):
             skip_reasons[position] = "column appears more than once"
         elif len(frame) == 0:
             skip_reasons[position] = "no data rows"
@@ -202,6 +203,16 @@ def validate_patients(
         statistics=statistics,
         columns=summarize_columns(frame),
     )
+
+
+def _columns_checked(expectation: JsonDict) -> list[str]:
+    """The columns whose values an expectation reads (none for table-level ones)."""
+    kwargs = expectation["kwargs"]
+    if "column" in kwargs:
+        return [str(kwargs["column"])]
+    if expectation["type"].startswith("expect_table_"):
+        return []
+    return [str(c) for c in kwargs.get("column_list", [])]
 
 
 def _run_gx(

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from stroke_mlops.data import dataset
+
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import (
         ExpectationValidationResult,
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
 FIRST_DATA_LINE = 2  # line numbers are CSV file lines: the header is line 1
 SHOWN_VALUES = 5  # distinct offending values quoted per failure
 SHOWN_LINES = 3  # line numbers quoted per offending value
+SHOWN_COLUMNS = 12  # column names listed per structural problem
 
 
 _TYPE_WORDS = {
@@ -55,6 +58,11 @@ def describe_expected(expectation: Mapping[str, Any]) -> str:
         return f"values {_bounds(low, high)}"
     if kind == "expect_column_values_to_be_unique":
         return "unique values"
+    if kind == "expect_compound_columns_to_be_unique":
+        columns = kwargs["column_list"]
+        mostly = kwargs.get("mostly")
+        bound = "" if mostly is None or mostly >= 1 else f" in at least {mostly:.0%} of rows"
+        return f"no row repeating another row's {len(columns)} values ({', '.join(columns)}){bound}"
     if kind == "expect_column_mean_to_be_between":
         return f"a mean {_bounds(low, high)}"
     details = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k != "column")
@@ -88,7 +96,7 @@ def describe_observed(
     if error is not None:
         if series is not None and series.dtype == object:
             return "not evaluated: the column holds text, not numbers (see its type check)"
-        return f"not evaluated: {error}"
+        return f"not evaluated: {dataset.abbreviate(error, limit=200)}"
     if kind == "expect_table_columns_to_match_ordered_list":
         return _describe_columns(kwargs["column_list"], list(frame.columns))
     if kind == "expect_table_row_count_to_be_between":
@@ -111,15 +119,15 @@ def _describe_columns(expected: Sequence[str], found: Sequence[str]) -> str:
     repeated = sorted({c for c in found if list(found).count(c) > 1})
     problems = []
     if missing:
-        problems.append("missing columns: " + ", ".join(missing))
+        problems.append("missing columns: " + _names(missing))
     if unexpected:
-        problems.append("unexpected columns: " + ", ".join(unexpected))
+        problems.append("unexpected columns: " + _names(unexpected))
     if repeated:
-        problems.append("repeated columns: " + ", ".join(repeated))
+        problems.append("repeated columns: " + _names(repeated))
     if problems:
         return "; ".join(problems)
     if list(found) != list(expected):
-        return "the same columns in another order: " + ", ".join(found)
+        return "the same columns in another order: " + _names(found)
     return f"the {len(found)} expected columns"
 
 
@@ -153,6 +161,7 @@ _UNEXPECTED_WORDS = {
     "expect_column_values_to_be_in_set": "values outside the set",
     "expect_column_values_to_be_between": "values out of range",
     "expect_column_values_to_be_unique": "rows share a value",
+    "expect_compound_columns_to_be_unique": "rows repeat another row's content",
 }
 
 
@@ -171,6 +180,8 @@ def _describe_unexpected(kind: str, details: Mapping[str, Any]) -> str:
     if count == 0:
         return "all values as expected"
     what = _UNEXPECTED_WORDS.get(kind, "unexpected values")
+    if kind == "expect_compound_columns_to_be_unique":  # whole patient rows: lines, not values
+        return f"{count:,} of {total:,} {what}: " + _lines_text([_line(i) for i in indices], count)
     return f"{count:,} of {total:,} {what}: " + _quote_with_lines(
         zip(values, indices, strict=False), count
     )
@@ -220,8 +231,15 @@ def format_value(value: Any, *, quote: bool = True) -> str:
         return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.6g}"
     if isinstance(value, int):
         return str(value)
-    text = str(value)
+    text = dataset.abbreviate(str(value))
     return repr(text) if quote else text
+
+
+def _names(columns: Sequence[str]) -> str:
+    """Column names as listed in a report: each abbreviated, at most SHOWN_COLUMNS of them."""
+    shown = ", ".join(dataset.abbreviate(str(c)) for c in columns[:SHOWN_COLUMNS])
+    more = len(columns) - SHOWN_COLUMNS
+    return shown + (f", and {more:,} more" if more > 0 else "")
 
 
 def _exception_message(info: Mapping[str, Any] | None) -> str | None:

@@ -31,6 +31,17 @@ class RawDataError(ValueError):
     """The input is not a readable CSV file (one-line reason in the message)."""
 
 
+ECHO_LIMIT = 60  # characters of a submitted value, column name or parser message echoed back
+
+
+def abbreviate(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text`` as echoed in reports and error messages: at most ``limit`` characters, and
+    the length of what was cut (a 2 MB field is never repeated in full)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text):,} characters)"
+
+
 def read_raw_patients(raw: bytes, *, source: str = "input") -> pd.DataFrame:
     """Parse the raw CSV bytes as distributed (UTF-8 with BOM, CRLF, ``N/A`` for missing).
 
@@ -64,7 +75,7 @@ def read_raw_patients(raw: bytes, *, source: str = "input") -> pd.DataFrame:
             skipinitialspace=False,
         )
     except (pd.errors.ParserError, ValueError) as error:
-        reason = str(error).strip().splitlines()[-1]
+        reason = abbreviate(str(error).strip().splitlines()[-1], limit=200)
         raise RawDataError(f"{source}: not a readable CSV table: {reason}") from error
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame

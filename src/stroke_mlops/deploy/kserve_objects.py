@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from stroke_mlops.registry.signing import PUBLIC_KEY_ENV
 from stroke_mlops.serving.defaults import POD_HOST
 
 if TYPE_CHECKING:
@@ -51,6 +52,14 @@ SERVE_ARGS = (
     "--host",
     POD_HOST,
 )
+DEFAULT_CANARY_NAME = "candidate"
+# The image's numeric USER (Dockerfile), stated again so Kubernetes enforces it.
+PREDICTOR_UID = 1000
+# The public key model signatures are verified with: a ConfigMap mounted read-only into the
+# predictor (make cluster-app creates it; the private key never leaves the publish step).
+SIGNING_PUBLIC_KEY_CONFIG_MAP = "stroke-mlops-signing-public-key"
+SIGNING_PUBLIC_KEY_FILE = "public-key.pem"
+SIGNING_PUBLIC_KEY_DIR = "/etc/stroke-mlops/signing"
 
 KSERVE_GROUP = "serving.kserve.io"
 INFERENCE_SERVICE_API_VERSION = f"{KSERVE_GROUP}/v1beta1"
@@ -179,10 +188,16 @@ def build_serving_runtime(
     from kserve.models.v1alpha1_supported_model_format import V1alpha1SupportedModelFormat
     from kubernetes.client import (
         V1Capabilities,
+        V1ConfigMapVolumeSource,
         V1Container,
         V1ContainerPort,
+        V1EmptyDirVolumeSource,
+        V1EnvVar,
         V1ObjectMeta,
+        V1SeccompProfile,
         V1SecurityContext,
+        V1Volume,
+        V1VolumeMount,
     )
 
     if not isinstance(image, str) or not image.strip() or any(ch.isspace() for ch in image):
@@ -198,11 +213,27 @@ def build_serving_runtime(
         args=list(SERVE_ARGS),
         ports=[V1ContainerPort(container_port=HTTP_PORT, protocol="TCP")],
         resources=_resource_requirements(resources),
+        env=[
+            V1EnvVar(
+                name=PUBLIC_KEY_ENV,
+                value=f"{SIGNING_PUBLIC_KEY_DIR}/{SIGNING_PUBLIC_KEY_FILE}",
+            )
+        ],
+        volume_mounts=[
+            V1VolumeMount(
+                name="signing-public-key", mount_path=SIGNING_PUBLIC_KEY_DIR, read_only=True
+            ),
+            V1VolumeMount(name="tmp", mount_path="/tmp"),  # the only writable path
+        ],
         # The image runs as uid 1000 (numeric USER), so runAsNonRoot can be checked.
         security_context=V1SecurityContext(
             run_as_non_root=True,
+            run_as_user=PREDICTOR_UID,
+            run_as_group=PREDICTOR_UID,
+            read_only_root_filesystem=True,
             allow_privilege_escalation=False,
             capabilities=V1Capabilities(drop=["ALL"]),
+            seccomp_profile=V1SeccompProfile(type="RuntimeDefault"),
         ),
     )
     return V1alpha1ServingRuntime(
@@ -221,6 +252,14 @@ def build_serving_runtime(
             ],
             protocol_versions=["v1", "v2"],
             containers=[container],
+            # KServe merges these into the predictor pod (MergePodSpec in v0.20's utils.go).
+            volumes=[
+                V1Volume(
+                    name="signing-public-key",
+                    config_map=V1ConfigMapVolumeSource(name=SIGNING_PUBLIC_KEY_CONFIG_MAP),
+                ),
+                V1Volume(name="tmp", empty_dir=V1EmptyDirVolumeSource(size_limit="64Mi")),
+            ],
         ),
     )
 
@@ -234,6 +273,9 @@ def _predictor(
 
     return V1beta1PredictorSpec(
         service_account_name=service_account,
+        # The server never calls the Kubernetes API; the storage initializer reads S3
+        # credentials from env vars, not from the account's token.
+        automount_service_account_token=False,
         # No model.name: KServe >= 0.16 refuses it on a standard predictor ("the 'name' field
         # is not allowed in standard predictor"); the runtime names its container.
         model=V1beta1ModelSpec(

@@ -2,7 +2,8 @@
 
 Layout under the store root (a folder, ``file://…`` or ``s3://bucket/prefix``)::
 
-    stroke/versions/<version>/   model.joblib, signature.json, model_card.md, metadata.json
+    stroke/versions/<version>/   model.skops, signature.json, model_card.md, metadata.json,
+                                 model.sig
     stroke/production.json       {"version", "path", "promoted_at", "previous"}
 
 ``path`` is relative to ``stroke/`` (``versions/<version>/``), so a store copied or mounted
@@ -51,6 +52,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from stroke_mlops.registry.model_dir import METADATA_FILE, verify_model_dir
+from stroke_mlops.registry.signing import SIGNING_BUNDLE_FILE
 from stroke_mlops.registry.uris import (
     StorageError,
     describe_s3_failure,
@@ -196,8 +198,9 @@ def _check_file_name(name: str, *, where: str) -> str:
 
 
 def _check_file_set(found: Iterable[str], listed: Iterable[str], *, where: str) -> None:
-    """The files present must be exactly the ones metadata.json lists, plus metadata.json."""
-    found_set, listed_set = set(found), {*listed, METADATA_FILE}
+    """The files present must be exactly the ones metadata.json lists, plus metadata.json and
+    the signature bundle (written after metadata.json, so it cannot list them)."""
+    found_set, listed_set = set(found), {*listed, METADATA_FILE, SIGNING_BUNDLE_FILE}
     if missing := sorted(listed_set - found_set):
         raise StoreError(f"{where}: {', '.join(missing)} listed in {METADATA_FILE} but missing")
     if extra := sorted(found_set - listed_set):
@@ -210,7 +213,7 @@ class _SourceModelDir:
 
     metadata_bytes: bytes
     files: dict[str, bytes]  # every file except metadata.json
-    checksums: dict[str, str]  # from metadata.json
+    checksums: dict[str, str]  # from metadata.json, plus the signature bundle's
 
 
 def _read_source_model_dir(model_dir: Path, version: str) -> _SourceModelDir:
@@ -224,6 +227,10 @@ def _read_source_model_dir(model_dir: Path, version: str) -> _SourceModelDir:
         present = [p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()]
         metadata_bytes = (model_dir / METADATA_FILE).read_bytes()
         files = {name: (model_dir / name).read_bytes() for name in checksums}
+        if not (model_dir / SIGNING_BUNDLE_FILE).is_file():
+            raise StoreError(f"cannot publish {model_dir}: no {SIGNING_BUNDLE_FILE}; sign it first")
+        files[SIGNING_BUNDLE_FILE] = (model_dir / SIGNING_BUNDLE_FILE).read_bytes()
+        checksums[SIGNING_BUNDLE_FILE] = _sha256(files[SIGNING_BUNDLE_FILE])
     except ValueError as error:  # ModelDirError, or a damaged JSON file
         raise StoreError(f"cannot publish {model_dir}: {error}") from error
     except OSError as error:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from stroke_mlops.data import schema
-from stroke_mlops.registry.model_dir import VerifiedModelDir, verify_model_dir
+from stroke_mlops.registry.model_dir import VerifiedModelDir, open_signed_model_dir
 
 PROBABILITY_TOLERANCE = 1e-6
 STOP_TIMEOUT_S = 10.0
@@ -69,8 +69,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-def server_command(model_uri: str, port: int, host: str = "127.0.0.1") -> list[str]:
+def server_command(
+    model_uri: str, port: int, host: str = "127.0.0.1", public_key: Path | None = None
+) -> list[str]:
     """The command that runs the model server exactly as the image does."""
+    key_args = ["--public-key", str(public_key)] if public_key is not None else []
     return [
         sys.executable,
         "-m",
@@ -81,6 +84,7 @@ def server_command(model_uri: str, port: int, host: str = "127.0.0.1") -> list[s
         host,
         "--port",
         str(port),
+        *key_args,
     ]
 
 
@@ -98,6 +102,7 @@ class ServerProcess:
         port: int | None = None,
         env: dict[str, str] | None = None,
         extra_args: Sequence[str] = (),
+        public_key: Path | None = None,
     ) -> None:
         self.model_uri = model_uri
         self.port = port or free_port()
@@ -106,7 +111,10 @@ class ServerProcess:
         self.stdout_path = Path(self._workdir.name) / "stdout.jsonl"
         self.stderr_path = Path(self._workdir.name) / "stderr.log"
         self._env = {**os.environ, **(env or {})}
-        self._args = [*server_command(model_uri, self.port, self.host), *extra_args]
+        self._args = [
+            *server_command(model_uri, self.port, self.host, public_key),
+            *extra_args,
+        ]
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ServerProcess:
@@ -201,16 +209,20 @@ def v2_body(instances: Sequence[dict[str, Any]], signature: dict[str, Any]) -> b
     return json.dumps({"inputs": inputs}).encode()
 
 
-def validate_model_server(model_dir: Path, *, timeout_s: float = 60) -> InfraValidationResult:
+def validate_model_server(
+    model_dir: Path, *, public_key: Path, timeout_s: float = 60
+) -> InfraValidationResult:
     """Serve ``model_dir`` with the real server and check it answers correctly (see module doc).
+
+    Both the server and the in-process reference verify the signature with ``public_key``.
 
     ``timeout_s`` bounds the wait for readiness. Never raises for a bad candidate: the result
     has ``passed=False`` and every reason found.
     """
     started = time.monotonic()
     result = InfraValidationResult(passed=False, reasons=[], model_dir=str(model_dir))
-    expected, verified = _expected_probabilities(model_dir, result.reasons)
-    server = ServerProcess(str(model_dir))
+    expected, verified = _expected_probabilities(model_dir, public_key, result.reasons)
+    server = ServerProcess(str(model_dir), public_key=public_key)
     try:
         server.start()
         ready, why = server.wait_ready(timeout_s)
@@ -233,13 +245,13 @@ def validate_model_server(model_dir: Path, *, timeout_s: float = 60) -> InfraVal
 
 
 def _expected_probabilities(
-    model_dir: Path, reasons: list[str]
+    model_dir: Path, public_key: Path, reasons: list[str]
 ) -> tuple[np.ndarray | None, VerifiedModelDir | None]:
-    """The in-process pipeline's P(stroke) for the signature's examples (checksums first)."""
+    """The in-process pipeline's P(stroke) for the signature's examples (signature first)."""
     from stroke_mlops.serving.scoring import input_specs, instances_to_frame
 
     try:
-        verified = verify_model_dir(model_dir)
+        verified = open_signed_model_dir(model_dir, public_key)
         examples = list(verified.signature.get("examples") or [])
         if not examples:
             reasons.append("signature.json has no examples to send")

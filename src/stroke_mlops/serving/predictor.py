@@ -2,7 +2,9 @@
 
 ``StrokeModel.load()`` gets the model directory the KServe way (a folder such as
 ``/mnt/models``, where the storage initializer put ``storageUri``; or an ``s3://`` URI fetched
-with ``kserve-storage``), verifies every file's sha256 *before* deserializing, compiles the fast
+with ``kserve-storage``), verifies its signature with the public key
+(``--public-key`` or ``$STROKE_MLOPS_SIGNING_PUBLIC_KEY``) and every file's sha256 *before*
+deserializing (skops, allow-listed types only; see registry/model_dir.py), compiles the fast
 path (:mod:`stroke_mlops.serving.scoring`) and only then sets ``ready``. ``predict()`` serves both
 protocols through one code path:
 
@@ -51,6 +53,7 @@ from kserve.model_server import ModelServer
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from stroke_mlops.data import schema
+from stroke_mlops.registry.signing import PUBLIC_KEY_ENV, SignatureError, public_key_from_env
 from stroke_mlops.serving.defaults import DEFAULT_HOST, MAX_INSTANCES
 from stroke_mlops.serving.http_limits import (
     BodyLimitMiddleware,
@@ -157,10 +160,12 @@ class StrokeModel(Model):
         metrics: ServingMetrics | None = None,
         download_dir: Path | None = None,
         max_instances: int = MAX_INSTANCES,
+        public_key: Path | None = None,
     ) -> None:
         super().__init__(name)
         self.model_uri = model_uri
         self.max_instances = max_instances
+        self.public_key = public_key  # None: $STROKE_MLOPS_SIGNING_PUBLIC_KEY at load()
         self.compiled: CompiledModel | None = None
         self.request_logger = request_logger or RequestLogger()
         self.metrics = metrics or ServingMetrics(registry=None)
@@ -168,11 +173,16 @@ class StrokeModel(Model):
         self._download_dir = download_dir
 
     def load(self) -> bool:
-        """Fetch, verify (sha256 before deserializing), compile; then, and only then, ready."""
+        """Fetch, verify (signature, then sha256, before deserializing), compile; then, and
+        only then, ready."""
         self.ready = False
         try:
+            public_key = self.public_key or public_key_from_env()
+        except SignatureError as error:
+            raise ModelLoadError(str(error)) from error
+        try:
             model_dir = fetch_model_dir(self.model_uri, self._download_dir)
-            self.compiled = load_compiled_model(model_dir)
+            self.compiled = load_compiled_model(model_dir, public_key)
         except ModelLoadError:
             raise
         except Exception as error:  # checksum, unpickling, unsupported shape: all refuse
@@ -604,6 +614,7 @@ def serve(
     request_log_sink: RequestLogSink | None = None,
     log_requests_to_stdout: bool = True,
     limits: ServingLimits | None = None,
+    public_key: Path | None = None,
 ) -> None:
     """Load the model at ``model_uri`` and serve it until SIGTERM/SIGINT (blocks).
 
@@ -624,6 +635,7 @@ def serve(
         request_logger=logger,
         max_instances=limits.max_instances,
         metrics=ServingMetrics(),
+        public_key=public_key,
     )
     try:
         model.load()
@@ -656,6 +668,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("STROKE_MODEL_URI", DEFAULT_MODEL_URI),
         help="model directory: a local folder or s3://bucket/prefix "
         "(default $STROKE_MODEL_URI or /mnt/models)",
+    )
+    parser.add_argument(
+        "--public-key",
+        type=Path,
+        default=os.environ.get(PUBLIC_KEY_ENV) or None,
+        help="PEM public key the model directory's signature must verify with "
+        f"(default ${PUBLIC_KEY_ENV}); without one the server refuses to load",
     )
     parser.add_argument("--port", type=int, default=DEFAULT_HTTP_PORT, help="HTTP port")
     add_server_arguments(parser)
@@ -757,6 +776,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             grpc_port=args.grpc_port,
             request_log_sink=sink,
             log_requests_to_stdout=not args.no_stdout_request_log,
+            public_key=args.public_key,
         )
     except ModelLoadError as error:
         print(f"stroke-mlops serve: cannot load the model: {error}", file=sys.stderr)

@@ -34,7 +34,7 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from stroke_mlops.data import schema
-from stroke_mlops.registry.model_dir import verify_model_dir
+from stroke_mlops.registry.model_dir import open_signed_model_dir
 from stroke_mlops.serving.defaults import MAX_INSTANCES as MAX_INSTANCES  # the row limit
 
 MAX_REPORTED_ERRORS = 10  # a request with more bad values reports the first ones and a count
@@ -889,12 +889,13 @@ def _check_parity(
         )
 
 
-def load_compiled_model(model_dir: Path) -> CompiledModel:
-    """Verify a model directory (checksums first), deserialize the pipeline and compile it.
+def load_compiled_model(model_dir: Path, public_key: Path) -> CompiledModel:
+    """Verify a model directory (signature with ``public_key``, then checksums), deserialize
+    the pipeline (skops, allow-listed types only) and compile it.
 
     Raises model_dir.ModelDirError or UnsupportedPipelineError with a one-line reason.
     """
-    verified = verify_model_dir(model_dir)
+    verified = open_signed_model_dir(model_dir, public_key)
     return compile_model(
         verified.load_model(),
         verified.signature,
