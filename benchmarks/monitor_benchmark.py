@@ -251,7 +251,7 @@ def main() -> int:
     parser.add_argument("--skip-cost", action="store_true", help="only the statistics")
     parser.add_argument("--skip-statistics", action="store_true", help="only the cost")
     args = parser.parse_args()
-    patients = dataset.clean_patients(dataset.read_raw_patients(DATA.read_bytes()))
+    patients = dataset.clean_patients(dataset.read_raw_patients(DATA.read_bytes()), keep_id=True)
     if not args.skip_statistics:
         statistics_table(
             patients, seeds=args.seeds, windows=args.windows, rows=args.rows, family=args.family

@@ -40,9 +40,9 @@ class MonitoredStore:
 
 @pytest.fixture(scope="session")
 def monitored_store(
-    tmp_path_factory: pytest.TempPathFactory, real_patients: pd.DataFrame
+    tmp_path_factory: pytest.TempPathFactory, patients_with_ids: pd.DataFrame
 ) -> MonitoredStore:
-    split = dataset.split_patients(real_patients, seed=42)
+    split = dataset.split_patients(patients_with_ids, seed=42)
     model = fit_pipeline(split.train, LogisticRegression(class_weight="balanced", max_iter=2000))
     reference_set = reference.build_reference_set(model, split.test)
     built = tmp_path_factory.mktemp("built") / VERSION
