@@ -85,12 +85,10 @@ def test_serving_runtime_gives_the_server_the_public_key_and_a_writable_tmp_only
         "spec"
     ]
     (container,) = spec["containers"]
-    assert container["env"] == [
-        {
-            "name": signing.PUBLIC_KEY_ENV,
-            "value": "/etc/stroke-mlops/signing/public-key.pem",
-        }
-    ]
+    assert container["env"][0] == {
+        "name": signing.PUBLIC_KEY_ENV,
+        "value": "/etc/stroke-mlops/signing/public-key.pem",
+    }
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert mounts["signing-public-key"] == {
         "name": "signing-public-key",
@@ -102,6 +100,31 @@ def test_serving_runtime_gives_the_server_the_public_key_and_a_writable_tmp_only
     assert set(volumes) == set(mounts)
     assert volumes["signing-public-key"]["configMap"] == {"name": "stroke-mlops-signing-public-key"}
     assert "emptyDir" in volumes["tmp"]
+
+
+def test_serving_runtime_logs_every_request_to_minio_with_the_s3_secret() -> None:
+    (container,) = kserve_objects.to_manifest(
+        kserve_objects.build_serving_runtime("stroke-mlops:1")
+    )["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert set(env) == {
+        signing.PUBLIC_KEY_ENV,
+        "STROKE_REQUEST_LOG_URI",
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    }
+    assert env["STROKE_REQUEST_LOG_URI"]["value"] == "s3://stroke-mlops/request-logs"
+    assert env["AWS_ENDPOINT_URL"]["value"] == "http://minio.stroke-mlops.svc.cluster.local:9000"
+    assert env["AWS_REGION"]["value"] == "us-east-1"
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert env[key] == {
+            "name": key,
+            "valueFrom": {"secretKeyRef": {"name": "stroke-mlops-s3", "key": key}},
+        }
+    # The URI is passed through the environment, not the args KServe concatenates with the ISVC's.
+    assert container["args"] == list(kserve_objects.SERVE_ARGS)
 
 
 def test_predictors_get_no_service_account_token() -> None:

@@ -147,6 +147,43 @@ def test_predictor_pods_accept_inference_only_from_their_namespace(overlay: Rend
     assert rule["ports"] == [{"protocol": "TCP", "port": kserve_objects.HTTP_PORT}]
 
 
+def test_predictor_logs_requests_where_the_schedule_reads_them(overlay: Rendered) -> None:
+    """The rendered runtime gives the server the URI `make schedule` monitors (REQUESTS_URI), the
+    MinIO endpoint the Secret's KServe annotation names and the keys that Secret holds in the
+    predictor's namespace; MinIO's policy admits pods of that namespace, the predictor's does not
+    restrict egress."""
+    _, objects = overlay
+    runtime = find(objects, "ServingRuntime", kserve_objects.SERVING_RUNTIME_NAME, "stroke-mlops")
+    (container,) = runtime["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    monitoring_mk = (REPO_ROOT / "mk" / "monitoring.mk").read_text()
+    requests_uri = re.search(r"^REQUESTS_URI \?= (\S+)$", monitoring_mk, re.MULTILINE)
+    assert requests_uri is not None
+    assert env["STROKE_REQUEST_LOG_URI"]["value"] == requests_uri.group(1)
+    secret = find(objects, "Secret", S3_SECRET, "stroke-mlops")
+    endpoint = secret["metadata"]["annotations"]["serving.kserve.io/s3-endpoint"]
+    assert env["AWS_ENDPOINT_URL"]["value"] == f"http://{endpoint}"
+    assert (
+        env["AWS_REGION"]["value"]
+        == secret["metadata"]["annotations"]["serving.kserve.io/s3-region"]
+    )
+    refs = {name: e["valueFrom"]["secretKeyRef"] for name, e in env.items() if "valueFrom" in e}
+    assert refs == {key: {"name": S3_SECRET, "key": key} for key in S3_KEYS}
+    assert set(refs) <= set(secret["data"])
+    port = int(endpoint.rsplit(":", 1)[1])
+    minio_policy = find(objects, "NetworkPolicy", "minio-ingress", "stroke-mlops")["spec"]
+    assert any(
+        {"podSelector": {}} in rule["from"] and {"protocol": "TCP", "port": port} in rule["ports"]
+        for rule in minio_policy["ingress"]
+    )
+    egress_policies = [
+        o
+        for o in objects
+        if o["kind"] == "NetworkPolicy" and "Egress" in o["spec"].get("policyTypes", [])
+    ]
+    assert egress_policies == []
+
+
 def test_committed_serving_runtime_is_what_the_builder_renders(overlay: Rendered) -> None:
     committed = (MANIFESTS / "base" / "serving-runtime.yaml").read_text()
     assert committed == kserve_objects.render_serving_runtime_manifest(), (

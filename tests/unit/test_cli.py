@@ -109,6 +109,29 @@ def test_serve_binds_loopback_by_default_with_the_predictors_defaults(
     assert (second.host, second.max_instances) == ("0.0.0.0", 7)
 
 
+def test_serve_takes_the_request_log_uri_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The cluster's ServingRuntime sets $STROKE_REQUEST_LOG_URI, not a flag: `stroke-mlops serve`
+    must leave it to the predictor, and a flag still wins."""
+    from stroke_mlops import cli
+    from stroke_mlops.serving import predictor
+
+    monkeypatch.setenv("STROKE_REQUEST_LOG_URI", "s3://stroke-mlops/request-logs")
+    forwarded: list[list[str]] = []
+
+    def record(argv: list[str]) -> int:
+        forwarded.append(list(argv))
+        return 0
+
+    monkeypatch.setattr(predictor, "main", record)
+    assert cli.main(["serve", "--model-uri", "m"]) == 0
+    assert cli.main(["serve", "--model-uri", "m", "--request-log-uri", "logs"]) == 0
+    from_env, from_flag = (predictor.build_parser().parse_args(argv) for argv in forwarded)
+    assert from_env.request_log_uri == "s3://stroke-mlops/request-logs"
+    assert from_flag.request_log_uri == "logs"
+
+
 def test_serve_refuses_a_row_limit_below_one(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["serve", "--model-uri", "m", "--max-instances", "0"]) == 2
     assert capsys.readouterr().err.strip() == (

@@ -23,6 +23,12 @@ from urllib.parse import urlsplit
 import yaml
 
 from stroke_mlops.registry.signing import PUBLIC_KEY_ENV
+from stroke_mlops.registry.uris import (
+    ACCESS_KEY_VARIABLE,
+    ENDPOINT_VARIABLE,
+    REGION_VARIABLE,
+    SECRET_KEY_VARIABLE,
+)
 from stroke_mlops.serving.defaults import POD_HOST
 
 if TYPE_CHECKING:
@@ -60,6 +66,15 @@ PREDICTOR_UID = 1000
 SIGNING_PUBLIC_KEY_CONFIG_MAP = "stroke-mlops-signing-public-key"
 SIGNING_PUBLIC_KEY_FILE = "public-key.pem"
 SIGNING_PUBLIC_KEY_DIR = "/etc/stroke-mlops/signing"
+# Where the predictor writes every request record (the serve command reads the env var): the
+# URI the scheduled monitor_and_retrain reads (REQUESTS_URI in mk/monitoring.mk). The endpoint
+# and region match the pipeline's ClusterConfig; the keys come from the Secret the overlays
+# make in this namespace (keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+REQUEST_LOG_URI_ENV = "STROKE_REQUEST_LOG_URI"
+CLUSTER_REQUEST_LOG_URI = "s3://stroke-mlops/request-logs"
+S3_CREDENTIALS_SECRET = "stroke-mlops-s3"
+CLUSTER_S3_ENDPOINT = f"http://minio.{NAMESPACE}.svc.cluster.local:9000"
+CLUSTER_S3_REGION = "us-east-1"
 
 KSERVE_GROUP = "serving.kserve.io"
 INFERENCE_SERVICE_API_VERSION = f"{KSERVE_GROUP}/v1beta1"
@@ -181,7 +196,9 @@ def build_serving_runtime(
 
     The runtime runs ``stroke-mlops serve`` from the same image as the pipeline (no version skew
     between training and serving); KServe's storage initializer downloads ``storageUri`` to
-    ``/mnt/models`` first. ``IfNotPresent`` suits images loaded into kind/minikube.
+    ``/mnt/models`` first. ``IfNotPresent`` suits images loaded into kind/minikube. The server
+    logs every request to ``s3://stroke-mlops/request-logs`` in the in-cluster MinIO, with the
+    keys from the Secret ``stroke-mlops-s3``.
     """
     from kserve.models.v1alpha1_serving_runtime import V1alpha1ServingRuntime
     from kserve.models.v1alpha1_serving_runtime_spec import V1alpha1ServingRuntimeSpec
@@ -193,8 +210,10 @@ def build_serving_runtime(
         V1ContainerPort,
         V1EmptyDirVolumeSource,
         V1EnvVar,
+        V1EnvVarSource,
         V1ObjectMeta,
         V1SeccompProfile,
+        V1SecretKeySelector,
         V1SecurityContext,
         V1Volume,
         V1VolumeMount,
@@ -217,7 +236,19 @@ def build_serving_runtime(
             V1EnvVar(
                 name=PUBLIC_KEY_ENV,
                 value=f"{SIGNING_PUBLIC_KEY_DIR}/{SIGNING_PUBLIC_KEY_FILE}",
-            )
+            ),
+            V1EnvVar(name=REQUEST_LOG_URI_ENV, value=CLUSTER_REQUEST_LOG_URI),
+            V1EnvVar(name=ENDPOINT_VARIABLE, value=CLUSTER_S3_ENDPOINT),
+            V1EnvVar(name=REGION_VARIABLE, value=CLUSTER_S3_REGION),
+            *(
+                V1EnvVar(
+                    name=key,
+                    value_from=V1EnvVarSource(
+                        secret_key_ref=V1SecretKeySelector(name=S3_CREDENTIALS_SECRET, key=key)
+                    ),
+                )
+                for key in (ACCESS_KEY_VARIABLE, SECRET_KEY_VARIABLE)
+            ),
         ],
         volume_mounts=[
             V1VolumeMount(
