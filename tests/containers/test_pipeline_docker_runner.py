@@ -76,9 +76,16 @@ def test_pipeline_in_containers_then_predictor_container_from_s3(
         "AWS_REGION": TEST_REGION,
         "S3_USE_HTTPS": "0",
     }
+    # As in the ServingRuntime: the public key mounted read-only, its path in the environment.
+    public_key_in_container = "/etc/stroke-mlops/signing/public-key.pem"
+    env[signing.PUBLIC_KEY_ENV] = public_key_in_container
     start_container(
         ["stroke-mlops", "serve", "--model-uri", pointer.uri, "--port", str(port)],
-        docker_args=[arg for key, value in env.items() for arg in ("-e", f"{key}={value}")],
+        docker_args=[
+            "--volume",
+            f"{signing.public_key_from_env()}:{public_key_in_container}:ro",
+            *(arg for key, value in env.items() for arg in ("-e", f"{key}={value}")),
+        ],
     )
     url = f"http://127.0.0.1:{port}/v1/models/stroke:predict"
     deadline = time.monotonic() + 90
