@@ -102,7 +102,10 @@ def fit_seed(
     result = train.train_candidates(
         features, target, seed=seed, precision_floor=0.15, candidates=candidates
     )
-    threshold = metrics.select_threshold(target, result.oof_scores, precision_floor=0.15).threshold
+    # As evaluate does: the threshold over every repeat's out-of-fold scores, labels tiled.
+    oof = np.atleast_2d(result.oof_scores)
+    labels = np.tile(np.asarray(target), len(oof))
+    threshold = metrics.select_threshold(labels, oof.ravel(), precision_floor=0.15).threshold
     reference_set = reference.build_reference_set(result.model, split.test)
     return result.model, threshold, reference_set, split.validation
 
