@@ -11,10 +11,10 @@ from scipy import stats as scipy_stats
 
 from stroke_mlops.monitoring import stats
 from stroke_mlops.monitoring.monitor import run_monitor
+from stroke_mlops.monitoring.replay import as_instances
 from stroke_mlops.monitoring.requests import RequestLogReader, refusal_reason
 from stroke_mlops.serving.request_log import encode_record
 from tests.monitoring.conftest import MonitoredStore, ServeRows
-from tests.serving.model_dirs import as_instances
 
 
 def test_holm_adjusted_p_values() -> None:

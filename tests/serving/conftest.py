@@ -17,9 +17,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
+from stroke_mlops.monitoring.replay import as_instances
 from stroke_mlops.registry import signature
 from stroke_mlops.serving.infra_validation import ServerProcess
-from tests.serving.model_dirs import as_instances, fit_pipeline, write_test_model_dir
+from tests.serving.model_dirs import fit_pipeline, write_test_model_dir
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,8 @@
 """Helpers for the serving tests: fit the project's pipeline on real rows, publish it as a
-model directory, turn rows into request instances."""
+model directory (rows become request instances with monitoring.replay.as_instances)."""
 
 from __future__ import annotations
 
-import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from stroke_mlops.data import schema
 from stroke_mlops.data.dataset import features_and_target
 from stroke_mlops.registry.model_dir import write_model_dir
 from stroke_mlops.registry.signing import private_key_from_env
@@ -50,19 +48,3 @@ def write_test_model_dir(
 def copy_model_dir(source: Path, target: Path) -> Path:
     shutil.copytree(source, target)
     return target
-
-
-def as_instances(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows as request instances (JSON-ready: NaN bmi becomes null, indicators are ints)."""
-    instances = []
-    for record in frame.loc[:, list(schema.FEATURE_COLUMNS)].to_dict("records"):
-        instance: dict[str, Any] = {}
-        for name, value in record.items():
-            if isinstance(value, float) and math.isnan(value):
-                instance[str(name)] = None
-            elif name in schema.BINARY_COLUMNS:
-                instance[str(name)] = int(value)
-            else:
-                instance[str(name)] = value
-        instances.append(instance)
-    return instances
