@@ -36,7 +36,7 @@ from sklearn.ensemble import VotingClassifier
 
 from stroke_mlops.data import dataset, schema
 from stroke_mlops.registry import model_dir, signature, signing
-from stroke_mlops.serving import scoring
+from stroke_mlops.serving import loading, scoring
 from stroke_mlops.serving.infra_validation import ServerProcess, v1_body, v2_body
 from stroke_mlops.training import train
 
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             public_key = keys.public_key
         verified = model_dir.open_signed_model_dir(directory, public_key)
         pipeline = verified.load_model()
-        compiled = scoring.load_compiled_model(directory, public_key)
+        compiled = loading.load_compiled_model(directory, public_key)
         patients = dataset.clean_patients(dataset.read_raw_patients_file(args.data))
         instances: list[dict[str, Any]] = [
             {str(k): (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}

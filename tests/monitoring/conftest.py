@@ -22,7 +22,7 @@ from stroke_mlops.registry import signature
 from stroke_mlops.registry.model_dir import write_model_dir
 from stroke_mlops.registry.signing import private_key_from_env
 from stroke_mlops.registry.store import LocalModelStore
-from stroke_mlops.serving.predictor import StrokeModel
+from stroke_mlops.serving.model import StrokeModel
 from stroke_mlops.serving.request_log import RequestLogger, RequestLogSink, writer_for
 from tests.s3_server import moto_endpoint, s3_bucket  # noqa: F401
 from tests.serving.model_dirs import fit_pipeline

@@ -18,7 +18,7 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 
 from stroke_mlops.data import schema
 from stroke_mlops.data.dataset import features_and_target
-from stroke_mlops.serving import scoring
+from stroke_mlops.serving import protocol, scoring
 from stroke_mlops.serving.scoring import UnsupportedPipelineError, compile_model
 from stroke_mlops.training.train import build_model_pipeline
 from tests.serving.model_dirs import TEST_THRESHOLD, fit_pipeline
@@ -61,7 +61,7 @@ def test_every_real_row_scores_like_the_pipeline(
 
 
 def test_probe_rows_cover_every_category_bound_and_null(signature_doc: dict[str, Any]) -> None:
-    specs = scoring.input_specs(signature_doc)
+    specs = protocol.input_specs(signature_doc)
     probes = scoring.probe_instances(specs)
     for spec in specs:
         seen = {row[spec.name] for row in probes}

@@ -15,7 +15,8 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import Pipeline
 
 from stroke_mlops.registry.model_dir import MODEL_FILE
-from stroke_mlops.serving.predictor import ModelLoadError, StrokeModel
+from stroke_mlops.serving.loading import ModelLoadError
+from stroke_mlops.serving.model import StrokeModel
 from stroke_mlops.serving.request_log import RequestLogger
 from stroke_mlops.serving.scoring import instances_to_frame
 from tests.serving.model_dirs import (

@@ -27,7 +27,8 @@ from stroke_mlops.registry.model_dir import (
     sha256_file,
     verify_model_dir,
 )
-from stroke_mlops.serving.predictor import ModelLoadError, StrokeModel
+from stroke_mlops.serving.loading import ModelLoadError
+from stroke_mlops.serving.model import StrokeModel
 from stroke_mlops.serving.request_log import RequestLogger
 from stroke_mlops.serving.scoring import instances_to_frame
 from tests.serving.model_dirs import copy_model_dir

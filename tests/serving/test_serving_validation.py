@@ -12,13 +12,9 @@ import pytest
 from kserve.protocol.infer_type import InferInput
 from sklearn.pipeline import Pipeline
 
-from stroke_mlops.serving import scoring
-from stroke_mlops.serving.scoring import (
-    CompiledModel,
-    InvalidRequestError,
-    compile_model,
-    instances_to_frame,
-)
+from stroke_mlops.serving import protocol
+from stroke_mlops.serving.protocol import InvalidRequestError
+from stroke_mlops.serving.scoring import CompiledModel, compile_model, instances_to_frame
 from tests.serving.model_dirs import TEST_THRESHOLD, TEST_VERSION
 
 
@@ -34,7 +30,7 @@ def examples(signature_doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 def v1_error(compiled: CompiledModel, body: Any) -> str:
     with pytest.raises(InvalidRequestError) as caught:
-        columns, count = scoring.columns_from_v1(body, compiled.specs)
+        columns, count = protocol.columns_from_v1(body, compiled.specs)
         compiled.predict(columns, count)
     return str(caught.value)
 
@@ -53,7 +49,7 @@ def v2_tensors(instances: list[dict[str, Any]], signature_doc: dict[str, Any]) -
 
 def v2_error(compiled: CompiledModel, tensors: list[InferInput]) -> str:
     with pytest.raises(InvalidRequestError) as caught:
-        columns, count = scoring.columns_from_v2(tensors, compiled.specs)
+        columns, count = protocol.columns_from_v2(tensors, compiled.specs)
         compiled.predict(columns, count)
     return str(caught.value)
 
@@ -154,8 +150,8 @@ def test_a_flood_of_errors_is_capped(
 ) -> None:
     instances = [{**examples[0], "gender": "?"} for _ in range(25)]
     error = v1_error(compiled, {"instances": instances})
-    assert error.count("expected one of Female") == scoring.MAX_REPORTED_ERRORS
-    assert error.endswith(f"and {25 - scoring.MAX_REPORTED_ERRORS} more")
+    assert error.count("expected one of Female") == protocol.MAX_REPORTED_ERRORS
+    assert error.endswith(f"and {25 - protocol.MAX_REPORTED_ERRORS} more")
 
 
 @pytest.mark.parametrize(
@@ -178,19 +174,19 @@ def test_malformed_v1_bodies(compiled: CompiledModel, body: Any, message: str) -
 def test_too_many_instances_are_refused(
     compiled: CompiledModel, examples: list[dict[str, Any]]
 ) -> None:
-    error = v1_error(compiled, {"instances": examples[:1] * (scoring.MAX_INSTANCES + 1)})
-    assert f"at most {scoring.MAX_INSTANCES}" in error
+    error = v1_error(compiled, {"instances": examples[:1] * (protocol.MAX_INSTANCES + 1)})
+    assert f"at most {protocol.MAX_INSTANCES}" in error
 
 
 def test_body_that_is_not_json() -> None:
     with pytest.raises(InvalidRequestError, match="the body is not valid JSON"):
-        scoring.parse_json_body(b'{"instances": [')
+        protocol.parse_json_body(b'{"instances": [')
 
 
 def test_v2_inputs_score_like_v1(
     compiled: CompiledModel, examples: list[dict[str, Any]], signature_doc: dict[str, Any]
 ) -> None:
-    columns, count = scoring.columns_from_v2(v2_tensors(examples, signature_doc), compiled.specs)
+    columns, count = protocol.columns_from_v2(v2_tensors(examples, signature_doc), compiled.specs)
     v2 = compiled.predict(columns, count)
     v1 = compiled.predict_instances(examples)
     assert count == len(examples)
@@ -274,9 +270,9 @@ def test_v2_nan_and_empty(
 
 def test_malformed_signature_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown type"):
-        scoring.input_specs({"inputs": [{"name": "x", "type": "date", "datatype": "BYTES"}]})
+        protocol.input_specs({"inputs": [{"name": "x", "type": "date", "datatype": "BYTES"}]})
     with pytest.raises(ValueError, match="no inputs"):
-        scoring.input_specs({"inputs": []})
+        protocol.input_specs({"inputs": []})
 
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "kserve" / "examples"
@@ -286,11 +282,11 @@ def test_the_documented_example_requests_are_valid(
     compiled: CompiledModel, lr_pipeline: Pipeline
 ) -> None:
     v1 = json.loads((EXAMPLES_DIR / "v1-predict.json").read_text())
-    columns, count = scoring.columns_from_v1(v1, compiled.specs)
+    columns, count = protocol.columns_from_v1(v1, compiled.specs)
     from_v1 = compiled.predict(columns, count)
     v2 = json.loads((EXAMPLES_DIR / "v2-infer.json").read_text())
     tensors = [InferInput(t["name"], t["shape"], t["datatype"], t["data"]) for t in v2["inputs"]]
-    columns, count = scoring.columns_from_v2(tensors, compiled.specs)
+    columns, count = protocol.columns_from_v2(tensors, compiled.specs)
     from_v2 = compiled.predict(columns, count)
 
     expected = lr_pipeline.predict_proba(instances_to_frame(v1["instances"]))[:, 1]

@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from stroke_mlops.serving.scoring import InvalidRequestError, parse_json_body
-from stroke_mlops.serving.v2_request import RawV2Request, decode_v2_request
+from stroke_mlops.serving.protocol import InvalidRequestError, parse_json_body
+from stroke_mlops.serving.protocol.v2_request import RawV2Request, decode_v2_request
 
 
 def refusal(body: bytes, json_length: str | None = None) -> str:

@@ -248,7 +248,8 @@ def _expected_probabilities(
     model_dir: Path, public_key: Path, reasons: list[str]
 ) -> tuple[np.ndarray | None, VerifiedModelDir | None]:
     """The in-process pipeline's P(stroke) for the signature's examples (signature first)."""
-    from stroke_mlops.serving.scoring import input_specs, instances_to_frame
+    from stroke_mlops.serving.protocol import input_specs
+    from stroke_mlops.serving.scoring import instances_to_frame
 
     try:
         verified = open_signed_model_dir(model_dir, public_key)

@@ -1,50 +1,36 @@
-"""Request validation and the fast scoring path of the model server.
+"""The fast scoring path of the model server: the fitted pipeline compiled to numpy.
 
-A request is checked against the model's ``signature.json`` and encoded straight from the JSON
-lists into the classifier's input matrix, without pandas or the ColumnTransformer in the hot path:
-at load, :func:`compile_model` turns the fitted ``preprocess`` step into plain numbers (imputation
-values, scaler mean/scale, one-hot column offsets, the output column order) and the classifier
-into a direct scorer (LogisticRegression: dot product + sigmoid; XGBoost: ``inplace_predict``).
+A request's columns (see :mod:`stroke_mlops.serving.protocol`) are checked against the model's
+``signature.json`` and encoded straight from the JSON lists into the classifier's input matrix,
+without pandas or the ColumnTransformer in the hot path: at load, :func:`compile_model` turns the
+fitted ``preprocess`` step into plain numbers (imputation values, scaler mean/scale, one-hot
+column offsets, the output column order) and the classifier into a direct scorer
+(LogisticRegression: dot product + sigmoid; XGBoost: ``inplace_predict``).
 
 The compiled model must give the fitted pipeline's probabilities: a pipeline shape the compiler
 does not know is refused (:class:`UnsupportedPipelineError`), and :func:`compile_model` compares
 both on probe rows covering every category, both range bounds and a missing ``bmi`` before it
 returns, so a compiled model never silently diverges.
-
-Both protocols share one path: a V1 body (``{"instances": [{...}, ...]}``) and a V2 request (one
-named input per feature) are first turned into the same columns (:func:`columns_from_v1`,
-:func:`columns_from_v2`), then validated, encoded and scored by :meth:`CompiledModel.predict`.
-Bad input raises :class:`InvalidRequestError` whose message names the instance, the field and
-what was expected, e.g.
-``instance 3: field "gender": expected one of Female, Male, Other; got "F"``.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from stroke_mlops.data import schema
-from stroke_mlops.registry.model_dir import open_signed_model_dir
-from stroke_mlops.serving.defaults import MAX_INSTANCES as MAX_INSTANCES  # the row limit
+from stroke_mlops.serving.protocol.columns import Columns, columns_from_v1
+from stroke_mlops.serving.protocol.errors import InvalidRequestError, raise_if_any
+from stroke_mlops.serving.protocol.inputs import InputSpec, input_specs
+from stroke_mlops.serving.protocol.values import VALUE_READERS
 
-MAX_REPORTED_ERRORS = 10  # a request with more bad values reports the first ones and a count
 PARITY_TOLERANCE = 1e-9  # compiled vs. sklearn probability on the probe rows at load
-
-Columns = Mapping[str, Sequence[Any]]
-
-
-class InvalidRequestError(ValueError):
-    """A request the signature refuses; the message names the instance, field and expectation."""
 
 
 class UnsupportedPipelineError(ValueError):
@@ -52,302 +38,7 @@ class UnsupportedPipelineError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------
-# The signature's inputs
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """One input of ``signature.json``: its kind and the values it accepts."""
-
-    name: str
-    kind: str  # "number" | "integer" | "string"
-    datatype: str  # Open Inference Protocol datatype: FP64 | INT64 | BYTES
-    nullable: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    allowed: tuple[int, ...] = ()
-    categories: tuple[str, ...] = ()
-
-    def expectation(self) -> str:
-        """What a valid value looks like, as the error messages say it."""
-        if self.kind == "number":
-            text = f"a number in [{self.minimum:g}, {self.maximum:g}]"
-        elif self.kind == "integer":
-            text = " or ".join(str(v) for v in self.allowed) if self.allowed else "an integer"
-        else:
-            text = "one of " + ", ".join(self.categories)
-        return f"{text} or null" if self.nullable else text
-
-
-def input_specs(signature: Mapping[str, Any]) -> tuple[InputSpec, ...]:
-    """The signature's inputs, in signature order (raises ValueError on a malformed signature)."""
-    specs: list[InputSpec] = []
-    try:
-        for raw in signature["inputs"]:
-            kind = raw["type"]
-            if kind == "number":
-                spec = InputSpec(
-                    name=raw["name"],
-                    kind=kind,
-                    datatype=raw["datatype"],
-                    nullable=bool(raw.get("nullable", False)),
-                    minimum=float(raw["minimum"]),
-                    maximum=float(raw["maximum"]),
-                )
-            elif kind == "integer":
-                spec = InputSpec(
-                    name=raw["name"],
-                    kind=kind,
-                    datatype=raw["datatype"],
-                    nullable=bool(raw.get("nullable", False)),
-                    allowed=tuple(int(v) for v in raw.get("allowed", ())),
-                )
-            elif kind == "string":
-                spec = InputSpec(
-                    name=raw["name"],
-                    kind=kind,
-                    datatype=raw["datatype"],
-                    nullable=bool(raw.get("nullable", False)),
-                    categories=tuple(str(c) for c in raw["categories"]),
-                )
-            else:
-                raise ValueError(f"input {raw.get('name')!r} has unknown type {kind!r}")
-            specs.append(spec)
-    except (KeyError, TypeError) as error:
-        raise ValueError(f"signature.json: malformed inputs ({error!r})") from error
-    if not specs:
-        raise ValueError("signature.json: no inputs")
-    return tuple(specs)
-
-
-# --------------------------------------------------------------------------------------------
-# Turning request bodies into columns
-
-
-class V2Tensor(Protocol):
-    """What :func:`columns_from_v2` reads of an Open Inference Protocol input tensor."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def datatype(self) -> str: ...
-    @property
-    def shape(self) -> list[int]: ...
-    @property
-    def data(self) -> Any: ...
-
-
-def parse_json_body(body: bytes | str) -> Any:
-    """Decode a raw request body as strict JSON; InvalidRequestError says what is wrong and where.
-
-    Refused: invalid JSON (with its position), a key repeated in one object (named), integers of
-    more than 4,300 digits, and nesting deeper than Python's recursion limit.
-    """
-    try:
-        return _STRICT_JSON.decode(body if isinstance(body, str) else body.decode("utf-8"))
-    except json.JSONDecodeError as error:
-        raise InvalidRequestError(f"the body is not valid JSON: {error}") from error
-    except UnicodeDecodeError as error:
-        raise InvalidRequestError(
-            f"the body is not UTF-8 text (byte {error.start} is not valid UTF-8)"
-        ) from error
-    except RecursionError as error:
-        raise InvalidRequestError("the body's JSON is nested too deeply") from error
-    except ValueError as error:  # an integer beyond int()'s digit limit, a duplicate key
-        reason = str(error)
-        if "integer string conversion" in reason:
-            reason = f"an integer has more than {sys.get_int_max_str_digits()} digits"
-        raise InvalidRequestError(f"the body is not accepted JSON: {reason}") from error
-
-
-def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"the key {_quote(key)} appears twice in one object")
-            seen.add(key)
-    return obj
-
-
-# NaN and Infinity (which Python's json.dumps writes) parse, so that the value check can name
-# the field they were sent for.
-_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_object_without_duplicates)
-
-
-def columns_from_v1(
-    body: Any, specs: Sequence[InputSpec], max_instances: int = MAX_INSTANCES
-) -> tuple[Columns, int]:
-    """Columns of a V1 body ``{"instances": [{feature: value, ...}, ...]}``; also returns N.
-
-    Checks the body's shape and each instance's field names; values are checked by
-    :meth:`CompiledModel.predict`.
-    """
-    expected_body = '{"instances": [{feature: value, ...}, ...]}'
-    if not isinstance(body, dict):
-        raise InvalidRequestError(f"expected a JSON object {expected_body}; got {_describe(body)}")
-    if "instances" not in body:
-        hint = (
-            "; this looks like a V2 request: POST it to /v2/models/<model>/infer"
-            if "inputs" in body
-            else ""
-        )
-        raise InvalidRequestError(f'missing "instances": expected {expected_body}{hint}')
-    extra = sorted(set(body) - {"instances"})
-    if extra:
-        raise InvalidRequestError(
-            f"unknown top-level field {_quote(extra[0])}: expected {expected_body}"
-        )
-    instances = body["instances"]
-    if not isinstance(instances, list):
-        raise InvalidRequestError(
-            f'"instances" must be an array of objects; got {_describe(instances)}'
-        )
-    count = _check_count(len(instances), max_instances)
-    names = [spec.name for spec in specs]
-    known = set(names)
-    errors: list[str] = []
-    for index, instance in enumerate(instances):
-        if not isinstance(instance, dict):
-            errors.append(
-                f"instance {index}: expected an object of feature values; got {_describe(instance)}"
-            )
-            continue
-        if len(instance) != len(names) or not known.issuperset(instance):
-            for spec in specs:
-                if spec.name not in instance:
-                    errors.append(
-                        f'instance {index}: field "{spec.name}" is missing '
-                        f"(expected {spec.expectation()})"
-                    )
-            for field in instance:
-                if field not in known:
-                    errors.append(
-                        f"instance {index}: field {_quote(field)} is not an input of this model "
-                        f"(inputs: {', '.join(names)})"
-                    )
-    _raise_if_any(errors)
-    return {name: [instance[name] for instance in instances] for name in names}, count
-
-
-def columns_from_v2(
-    inputs: Sequence[V2Tensor], specs: Sequence[InputSpec], max_instances: int = MAX_INSTANCES
-) -> tuple[Columns, int]:
-    """Columns of a V2 request: one input per feature, datatype per signature, shape ``[N]``."""
-    by_name = {spec.name: spec for spec in specs}
-    names = ", ".join(by_name)
-    errors: list[str] = []
-    columns: dict[str, Sequence[Any]] = {}
-    count: int | None = None
-    first: str | None = None
-    for tensor in inputs:
-        name = tensor.name
-        spec = by_name.get(name)
-        if spec is None:
-            errors.append(f"input {_quote(name)} is not an input of this model (inputs: {names})")
-            continue
-        if name in columns:
-            errors.append(f'input "{name}" is given more than once')
-            continue
-        datatype = str(tensor.datatype).upper()
-        if datatype != spec.datatype:
-            errors.append(
-                f'input "{name}": datatype must be {spec.datatype} ({spec.expectation()}); '
-                f"got {datatype}"
-            )
-            continue
-        shape = list(tensor.shape)
-        if len(shape) != 1:
-            errors.append(f'input "{name}": shape must be [N], one value per instance; got {shape}')
-            continue
-        data = tensor.data
-        if not isinstance(data, list):
-            data = _as_list(data)
-        if len(data) != shape[0]:
-            errors.append(f'input "{name}": shape is {shape} but data has {len(data)} values')
-            continue
-        if count is None:
-            count, first = shape[0], name
-        elif shape[0] != count:
-            errors.append(
-                f'input "{name}": shape {shape} differs from [{count}] of input "{first}"; '
-                "every input needs one value per instance"
-            )
-            continue
-        columns[name] = data
-    for spec in specs:
-        if spec.name not in columns and not any(t.name == spec.name for t in inputs):
-            errors.append(
-                f'input "{spec.name}" is missing (expected datatype {spec.datatype}, '
-                f"shape [N]: {spec.expectation()})"
-            )
-    _raise_if_any(errors)
-    assert count is not None  # there is at least one spec, and every one was found
-    return columns, _check_count(count, max_instances)
-
-
-def _as_list(data: Any) -> list[Any]:
-    if isinstance(data, np.ndarray):
-        return list(data.reshape(-1).tolist())
-    try:
-        return list(data)
-    except TypeError as error:
-        raise InvalidRequestError(f"input data must be an array; got {_describe(data)}") from error
-
-
-def _check_count(count: int, max_instances: int) -> int:
-    if count == 0:
-        raise InvalidRequestError("no instances: expected at least one")
-    if count > max_instances:
-        raise InvalidRequestError(
-            f"{count} instances in one request; at most {max_instances} are accepted"
-        )
-    return count
-
-
-def _raise_if_any(errors: list[str]) -> None:
-    if not errors:
-        return
-    shown = errors[:MAX_REPORTED_ERRORS]
-    more = len(errors) - len(shown)
-    message = "; ".join(shown) + (f"; and {more} more" if more else "")
-    raise InvalidRequestError(message)
-
-
-def _quote(text: object) -> str:
-    return json.dumps(str(text)[:60])
-
-
-def _describe(value: Any) -> str:
-    """A short, JSON-flavoured rendering of a bad value for error messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"{str(value).lower()} (a boolean)"
-    if isinstance(value, str):
-        return _quote(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "Infinity" if value > 0 else "-Infinity"
-        return repr(value)
-    if isinstance(value, int):
-        if value.bit_length() > 64:  # never echo (or even convert) a huge integer in full
-            return f"an integer of about {round(value.bit_length() * 0.30103)} digits"
-        return str(value)
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    if isinstance(value, bytes):
-        return f"{_quote(value.decode('utf-8', 'replace'))} (bytes)"
-    return f"a {type(value).__name__}"
-
-
-# --------------------------------------------------------------------------------------------
-# Validating and encoding values
+# Encoding values
 
 
 @dataclass(frozen=True)
@@ -368,75 +59,6 @@ class _OneHotSlot:
 
 
 _Slot = _AffineSlot | _OneHotSlot
-
-
-def _number_values(spec: InputSpec, values: Sequence[Any], errors: list[str]) -> list[Any]:
-    """Numbers in range as floats, null as None; errors for anything else."""
-    lo, hi = spec.minimum, spec.maximum
-    assert lo is not None and hi is not None
-    out: list[Any] = []
-    for index, value in enumerate(values):
-        kind = type(value)
-        if (kind is float or kind is int) and lo <= value <= hi:
-            out.append(float(value))
-        elif value is None and spec.nullable:
-            out.append(None)
-        elif isinstance(value, int | float) and not isinstance(value, bool) and lo <= value <= hi:
-            out.append(float(value))  # numpy scalars, int/float subclasses
-        else:
-            errors.append(_value_error(index, spec, value))
-            out.append(None)
-    return out
-
-
-def _integer_values(spec: InputSpec, values: Sequence[Any], errors: list[str]) -> list[Any]:
-    """Allowed integers as floats (1.0 counts as 1, as in JSON Schema); errors otherwise."""
-    allowed = spec.allowed
-    out: list[Any] = []
-    for index, value in enumerate(values):
-        kind = type(value)
-        if kind is int or (kind is float and value.is_integer()):
-            if not allowed or int(value) in allowed:
-                out.append(float(value))
-                continue
-        elif value is None and spec.nullable:
-            out.append(None)
-            continue
-        elif isinstance(value, np.integer) and (not allowed or int(value) in allowed):
-            out.append(float(value))
-            continue
-        errors.append(_value_error(index, spec, value))
-        out.append(None)
-    return out
-
-
-def _string_values(spec: InputSpec, values: Sequence[Any], errors: list[str]) -> list[Any]:
-    """Known categories as themselves; errors for anything else."""
-    categories = spec.categories
-    out: list[Any] = []
-    for index, value in enumerate(values):
-        if type(value) is str and value in categories:
-            out.append(value)
-        elif value is None and spec.nullable:
-            out.append(None)
-        elif isinstance(value, bytes) and value.decode("utf-8", "replace") in categories:
-            out.append(value.decode("utf-8"))  # V2 BYTES from the binary tensor extension
-        else:
-            errors.append(_value_error(index, spec, value))
-            out.append(None)
-    return out
-
-
-_VALUE_READERS: dict[str, Callable[[InputSpec, Sequence[Any], list[str]], list[Any]]] = {
-    "number": _number_values,
-    "integer": _integer_values,
-    "string": _string_values,
-}
-
-
-def _value_error(index: int, spec: InputSpec, value: Any) -> str:
-    expected, got = spec.expectation(), _describe(value)
-    return f'instance {index}: field "{spec.name}": expected {expected}; got {got}'
 
 
 # --------------------------------------------------------------------------------------------
@@ -484,7 +106,7 @@ class CompiledModel:
         self.classifier = classifier
         self._slots = slots
         self._score = score
-        self._plan = tuple((spec, _VALUE_READERS[spec.kind], slots[spec.name]) for spec in specs)
+        self._plan = tuple((spec, VALUE_READERS[spec.kind], slots[spec.name]) for spec in specs)
 
     def encode(self, columns: Columns, count: int) -> np.ndarray:
         """Validate every value and build the classifier's (N, width) float64 input matrix.
@@ -510,7 +132,7 @@ class CompiledModel:
                         row[offsets[value]] = 1.0
         if errors:
             errors.sort(key=_instance_index)
-            _raise_if_any(errors)
+            raise_if_any(errors)
         return np.array(rows, dtype=np.float64)
 
     def score(self, encoded: np.ndarray) -> np.ndarray:
@@ -887,18 +509,3 @@ def _check_parity(
             f"the compiled model differs from the pipeline by {gap[worst]:.3g} on probe row "
             f"{worst} ({probes[worst]}); refusing to serve a model that would diverge"
         )
-
-
-def load_compiled_model(model_dir: Path, public_key: Path) -> CompiledModel:
-    """Verify a model directory (signature with ``public_key``, then checksums), deserialize
-    the pipeline (skops, allow-listed types only) and compile it.
-
-    Raises model_dir.ModelDirError or UnsupportedPipelineError with a one-line reason.
-    """
-    verified = open_signed_model_dir(model_dir, public_key)
-    return compile_model(
-        verified.load_model(),
-        verified.signature,
-        threshold=verified.threshold,
-        version=verified.version,
-    )

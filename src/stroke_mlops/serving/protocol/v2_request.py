@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from kserve.protocol.infer_type import InferInput, InferRequest, RequestedOutput
 
-from stroke_mlops.serving.scoring import InvalidRequestError, _quote, parse_json_body
+from stroke_mlops.serving.protocol.errors import InvalidRequestError, quote
+from stroke_mlops.serving.protocol.strict_json import parse_json_body
 
 INFERENCE_HEADER = "inference-header-content-length"
 _FIXED_WIDTH = {"FP64": np.dtype("<f8"), "INT64": np.dtype("<i8")}
@@ -76,7 +77,7 @@ def _split_body(raw: RawV2Request) -> tuple[bytes, bytes]:
     if not text.isdigit() or len(text) > 18:
         raise InvalidRequestError(
             f'header "{INFERENCE_HEADER}" must be the JSON part\'s length in bytes; '
-            f"got {_quote(raw.json_length)}"
+            f"got {quote(raw.json_length)}"
         )
     length = int(text)
     if length > len(raw.body):
@@ -96,7 +97,7 @@ def _decode_input(index: int, tensor: Any, binary: bytes, offset: int) -> tuple[
     name = tensor.get("name")
     if not isinstance(name, str):
         raise InvalidRequestError(f'inputs[{index}]: "name" must be a string')
-    where = f"input {_quote(name)}"
+    where = f"input {quote(name)}"
     datatype = tensor.get("datatype")
     if not isinstance(datatype, str):
         raise InvalidRequestError(f'{where}: "datatype" must be a string such as "FP64"')
@@ -138,7 +139,7 @@ def _decode_binary(where: str, datatype: str, shape: list[int], chunk: bytes) ->
         return list(np.frombuffer(chunk, dtype=dtype).tolist())
     if datatype != "BYTES":
         raise InvalidRequestError(
-            f"{where}: binary data of datatype {_quote(datatype)} is not accepted "
+            f"{where}: binary data of datatype {quote(datatype)} is not accepted "
             "(FP64, INT64, BYTES)"
         )
     elements: list[bytes] = []

@@ -1,0 +1,293 @@
+"""The KServe model: a strict ``kserve.Model`` over the compiled pipeline.
+
+``StrokeModel.load()`` gets the model directory (:mod:`stroke_mlops.serving.loading`), verifies
+its signature with the public key (``--public-key`` or ``$STROKE_MLOPS_SIGNING_PUBLIC_KEY``) and
+every file's sha256 before deserializing, compiles the fast path
+(:mod:`stroke_mlops.serving.scoring`) and only then sets ``ready``. ``predict()`` serves both
+protocols through one code path:
+
+* V1 ``POST /v1/models/stroke:predict`` ``{"instances": [{feature: value, ...}, ...]}`` returns
+  ``{"predictions": [{"probability": p, "decision": 0|1}, ...], "model_name": "stroke",
+  "model_version": "<metadata version>"}``.
+* V2 ``POST /v2/models/stroke/infer`` with one input per feature (FP64 / INT64 / BYTES, shape
+  ``[N]``) returns outputs ``probability`` (FP64) and ``decision`` (INT64), ``model_version`` set.
+
+Both inference routes hand the raw body to ``predict()``, which decodes it strictly (V1: strict
+JSON; V2: :mod:`stroke_mlops.serving.protocol.v2_request`, JSON or binary tensors). Any bad input
+is a ``kserve.errors.InvalidInput`` (HTTP 400) naming the instance, the field and what was
+expected. Every request, good or bad, gives one record (see
+:mod:`stroke_mlops.serving.request_log`): the full record, features included, to the private
+request-log store, and its metadata only as one JSON line on stdout. Requests refused before
+``predict()`` are recorded through :meth:`StrokeModel.record_refusal` by the HTTP layer
+(:mod:`stroke_mlops.serving.http_app`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kserve.errors import InvalidInput, ModelNotReady
+from kserve.model import Model
+from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+
+from stroke_mlops.data import schema
+from stroke_mlops.registry.signing import SignatureError, public_key_from_env
+from stroke_mlops.serving.defaults import MAX_INSTANCES
+from stroke_mlops.serving.loading import ModelLoadError, fetch_model_dir, load_compiled_model
+from stroke_mlops.serving.metrics import ServingMetrics, count_missing, refusal_reason
+from stroke_mlops.serving.protocol.columns import columns_from_v1, columns_from_v2
+from stroke_mlops.serving.protocol.errors import InvalidRequestError
+from stroke_mlops.serving.protocol.strict_json import parse_json_body
+from stroke_mlops.serving.protocol.v2_request import RawV2Request, decode_v2_request
+from stroke_mlops.serving.request_log import RequestLogger, bounded_request_id, utc_timestamp
+from stroke_mlops.serving.scoring import CompiledModel
+
+log = logging.getLogger(__name__)
+
+OUTPUT_NAMES = ("probability", "decision")
+MAX_ERROR_CHARS = 1000  # refusal messages (to the client and the store) are cut here
+
+
+@dataclass
+class RequestContext:
+    """One inference request as the middleware saw it, shared with predict() and the handlers."""
+
+    client_id: str | None  # the x-request-id header as sent
+    started: float
+    protocol: str
+    request_id: str | None = None  # bounded; set by predict() or when a refusal is recorded
+    request_id_replaced: str | None = None  # why the client's id was not kept
+    recorded: bool = False
+    error: str | None = None
+
+
+current_request: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
+    "stroke_request", default=None
+)
+
+
+def cap_message(message: str, limit: int = MAX_ERROR_CHARS) -> str:
+    """``message`` cut to ``limit`` characters (with a note saying how much was left out)."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}… ({len(message) - limit} more characters not shown)"
+
+
+class StrokeModel(Model):
+    """The stroke-risk predictor (see the module docstring for the protocols)."""
+
+    def __init__(
+        self,
+        model_uri: str,
+        *,
+        name: str = schema.MODEL_NAME,
+        request_logger: RequestLogger | None = None,
+        metrics: ServingMetrics | None = None,
+        download_dir: Path | None = None,
+        max_instances: int = MAX_INSTANCES,
+        public_key: Path | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.model_uri = model_uri
+        self.max_instances = max_instances
+        self.public_key = public_key  # None: $STROKE_MLOPS_SIGNING_PUBLIC_KEY at load()
+        self.compiled: CompiledModel | None = None
+        self.request_logger = request_logger or RequestLogger()
+        self.metrics = metrics or ServingMetrics(registry=None)
+        self._nullable: tuple[str, ...] = ()
+        self._download_dir = download_dir
+
+    def load(self) -> bool:
+        """Fetch, verify (signature, then sha256, before deserializing), compile; then, and
+        only then, ready."""
+        self.ready = False
+        try:
+            public_key = self.public_key or public_key_from_env()
+        except SignatureError as error:
+            raise ModelLoadError(str(error)) from error
+        try:
+            model_dir = fetch_model_dir(self.model_uri, self._download_dir)
+            self.compiled = load_compiled_model(model_dir, public_key)
+        except ModelLoadError:
+            raise
+        except Exception as error:  # checksum, unpickling, unsupported shape: all refuse
+            reason = str(error) or repr(error)
+            where = "" if self.model_uri in reason else f"{self.model_uri}: "
+            raise ModelLoadError(f"{where}{reason}") from error
+        self._nullable = tuple(spec.name for spec in self.compiled.specs if spec.nullable)
+        self.metrics.add_features(spec.name for spec in self.compiled.specs)
+        log.info(
+            "loaded model %s version %s (%s, threshold %.4f) from %s",
+            self.name,
+            self.compiled.version,
+            self.compiled.classifier,
+            self.compiled.threshold,
+            self.model_uri,
+        )
+        self.ready = True
+        return True
+
+    def start(self) -> None:
+        """Keep ``ready`` as load() left it (kserve's default start() would force it True)."""
+
+    def stop(self) -> None:
+        self.ready = False
+        self.request_logger.close()
+
+    def validate(self, payload: Any) -> Any:
+        """Everything is validated in predict(), against the signature, with precise errors."""
+        return payload
+
+    def get_input_types(self) -> list[dict[str, Any]]:
+        specs = self._model().specs
+        return [{"name": s.name, "datatype": s.datatype, "shape": [-1]} for s in specs]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        return [
+            {"name": "probability", "datatype": "FP64", "shape": [-1]},
+            {"name": "decision", "datatype": "INT64", "shape": [-1]},
+        ]
+
+    def predict(
+        self,
+        payload: dict[str, Any] | InferRequest | RawV2Request | bytes,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any] | InferResponse:
+        """Validate, encode and score a V1 body or a V2 request (one code path).
+
+        Raw bodies (V1 bytes, :class:`RawV2Request`) are decoded here, strictly, so a body that
+        does not decode is refused and recorded like any other invalid request.
+        """
+        started = time.perf_counter()
+        context = current_request.get()
+        compiled = self._model()
+        is_v2 = isinstance(payload, InferRequest | RawV2Request)
+        v2_id = payload.id if isinstance(payload, InferRequest) else None
+        request_id, replaced = bounded_request_id((headers or {}).get("x-request-id") or v2_id)
+        if context is not None:
+            context.request_id, context.request_id_replaced = request_id, replaced
+            context.recorded = True  # this method records the request, good or bad
+        record: dict[str, Any] = {
+            "ts": utc_timestamp(),
+            "request_id": request_id,
+            "model_name": self.name,
+            "model_version": compiled.version,
+            "protocol": "v2" if is_v2 else "v1",
+        }
+        if replaced is not None:
+            record["request_id_replaced"] = replaced
+        try:
+            if isinstance(payload, RawV2Request):
+                payload = decode_v2_request(payload, self.name)
+            if isinstance(payload, InferRequest):
+                if payload.id and not (headers or {}).get("x-request-id"):
+                    _use_request_id(record, context, payload.id)  # known once decoded
+                columns, count = columns_from_v2(payload.inputs, compiled.specs, self.max_instances)
+                _check_requested_outputs(payload)
+            else:
+                body = parse_json_body(payload) if isinstance(payload, bytes | str) else payload
+                columns, count = columns_from_v1(body, compiled.specs, self.max_instances)
+            predictions = compiled.predict(columns, count)
+        except InvalidRequestError as error:
+            message = cap_message(str(error))
+            reason = refusal_reason(400, message)
+            record.update(
+                status="invalid",
+                http_status=400,
+                reason=reason,
+                error=message,
+                latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+            self.request_logger.log(record)
+            self.metrics.observe_refusal(reason)
+            raise InvalidInput(message) from error
+        response: dict[str, Any] | InferResponse
+        if isinstance(payload, InferRequest):
+            response = InferResponse(
+                response_id=payload.id or record["request_id"],
+                model_name=self.name,
+                model_version=compiled.version,
+                infer_outputs=[
+                    InferOutput("probability", [count], "FP64", data=predictions.probabilities),
+                    InferOutput("decision", [count], "INT64", data=predictions.decisions),
+                ],
+                requested_outputs=payload.request_outputs,
+                use_binary_outputs=payload.use_binary_outputs,
+            )
+        else:
+            response = predictions.v1_body(self.name)
+        record.update(
+            status="ok",
+            instances=count,
+            inputs=columns,
+            outputs={
+                "probability": predictions.probabilities,
+                "decision": predictions.decisions,
+            },
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        self.request_logger.log(record)
+        self.metrics.observe_predictions(
+            compiled.version,
+            predictions.probabilities,
+            predictions.decisions,
+            count_missing(columns, self._nullable),
+        )
+        return response
+
+    def record_refusal(self, context: RequestContext, status: int, message: str) -> None:
+        """Record a request refused before predict() (no inputs: they may not even parse)."""
+        if context.recorded:
+            return
+        context.recorded = True
+        if context.request_id is None:
+            context.request_id, context.request_id_replaced = bounded_request_id(context.client_id)
+        message = cap_message(message)
+        reason = refusal_reason(status, message)
+        record: dict[str, Any] = {
+            "ts": utc_timestamp(),
+            "request_id": context.request_id,
+            "model_name": self.name,
+            "model_version": self.compiled.version if self.compiled else None,
+            "protocol": context.protocol,
+            "status": "invalid",
+            "http_status": status,
+            "reason": reason,
+            "error": message,
+            "latency_ms": round((time.perf_counter() - context.started) * 1000, 3),
+        }
+        if context.request_id_replaced is not None:
+            record["request_id_replaced"] = context.request_id_replaced
+        self.request_logger.log(record)
+        self.metrics.observe_refusal(reason)
+
+    def _model(self) -> CompiledModel:
+        if self.compiled is None:
+            raise ModelNotReady(self.name, "the model is not loaded")
+        return self.compiled
+
+
+def _use_request_id(record: dict[str, Any], context: RequestContext | None, candidate: str) -> None:
+    """Take a V2 body's ``id`` as the request id, bounded like a header's."""
+    request_id, replaced = bounded_request_id(candidate)
+    record["request_id"] = request_id
+    record.pop("request_id_replaced", None)
+    if replaced is not None:
+        record["request_id_replaced"] = replaced
+    if context is not None:
+        context.request_id, context.request_id_replaced = request_id, replaced
+
+
+def _check_requested_outputs(request: InferRequest) -> None:
+    for output in request.request_outputs or ():
+        if output.name not in OUTPUT_NAMES:
+            raise InvalidRequestError(
+                f'output "{output.name}" is not an output of this model '
+                f"(outputs: {', '.join(OUTPUT_NAMES)})"
+            )
