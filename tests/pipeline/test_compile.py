@@ -206,7 +206,8 @@ def test_every_default_is_defined_once_in_the_library(
 ) -> None:
     """The pipeline's parameters and the CLI's options take their defaults from the library's
     dataclasses (GateThresholds, EvaluationConfig, SplitFractions), help text included."""
-    from stroke_mlops.cli import _pipeline_arguments, build_parser
+    from stroke_mlops.cli import build_parser
+    from stroke_mlops.cli.pipeline import pipeline_arguments
     from stroke_mlops.data.dataset import SplitFractions
     from stroke_mlops.training.evaluate import EvaluationConfig
     from stroke_mlops.training.promotion_gate import GateThresholds
@@ -229,7 +230,7 @@ def test_every_default_is_defined_once_in_the_library(
     assert {name: params[name].get("defaultValue", 0.0) for name in library} == library
     parser = build_parser()
     for command in (["run", "--data", "d.csv", "--store", "s"], ["submit"]):
-        arguments = _pipeline_arguments(parser.parse_args(command))
+        arguments = pipeline_arguments(parser.parse_args(command))
         assert {name: arguments[name] for name in library} == library
     with pytest.raises(SystemExit):
         parser.parse_args(["run", "--help"])

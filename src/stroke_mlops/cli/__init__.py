@@ -1,0 +1,44 @@
+"""The ``stroke-mlops`` command. Each subcommand parses its options and calls the library.
+
+Exit codes: 0 success; 1 the check or run failed (contract broken, gate refused, step failed);
+2 bad input (unreadable file, bad option, missing configuration). Known errors are printed as
+one line on stderr, never as a traceback. Heavy imports (GX, kfp, kserve) happen inside the
+subcommand that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from stroke_mlops import __version__
+from stroke_mlops.cli import data, deploy, loop, models, monitor, pipeline, serve
+from stroke_mlops.cli.common import EXIT_BAD_INPUT, known_errors
+
+COMMAND_GROUPS = (data, pipeline, serve, deploy, monitor, models, loop)  # the order of --help
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stroke-mlops",
+        description="Stroke risk model: data contract, KFP pipeline, model store, KServe.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    for group in COMMAND_GROUPS:
+        group.add_commands(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except known_errors() as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,55 @@
+"""What every command shares: exit codes, the one-line errors, argument types."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A problem with the user's input, reported as one line with exit code 2."""
+
+
+def known_errors() -> tuple[type[BaseException], ...]:
+    from stroke_mlops.data.dataset import RawDataError
+    from stroke_mlops.data.suite_file import SuiteError
+    from stroke_mlops.deploy.kserve_objects import DeployConfigError
+    from stroke_mlops.monitoring.feedback import FeedbackError
+    from stroke_mlops.monitoring.monitor import MonitorError
+    from stroke_mlops.monitoring.reference import ReferenceError
+    from stroke_mlops.monitoring.replay import ReplayError
+    from stroke_mlops.monitoring.retraining import RetrainingError
+    from stroke_mlops.project import ProjectNotFoundError
+    from stroke_mlops.registry.model_dir import ModelDirError
+    from stroke_mlops.registry.signing import SignatureError
+    from stroke_mlops.registry.uris import StorageError
+
+    return (
+        UsageError,
+        RawDataError,
+        SuiteError,
+        ModelDirError,
+        SignatureError,
+        ProjectNotFoundError,
+        StorageError,
+        DeployConfigError,
+        MonitorError,
+        ReferenceError,
+        FeedbackError,
+        RetrainingError,
+        ReplayError,
+        FileNotFoundError,
+    )
+
+
+def iso_timestamp(text: str) -> datetime:
+    """An ISO-8601 time for --since/--until (UTC when no offset is given)."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 time (e.g. 2026-01-31T00:00:00Z)"
+        ) from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,51 @@
+"""``deploy``: the KServe ServingRuntime and InferenceService of a model version."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from stroke_mlops.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+)
+
+
+def add_commands(commands: Any) -> None:
+    """Add the deploy command (each parser beside its handler below)."""
+    deploy_ = commands.add_parser(
+        "deploy",
+        help="build the KServe ServingRuntime + InferenceService for a model version",
+        description="With --dry-run, print the YAML (pipe it to `kubectl apply -f -`). Without, "
+        "apply the InferenceService when running inside a cluster with permission.",
+    )
+    deploy_.add_argument(
+        "--model-uri",
+        required=True,
+        help="the version directory, e.g. s3://stroke-mlops/models/stroke/versions/V/",
+    )
+    deploy_.add_argument("--model-version", help="recorded as an annotation on the service")
+    deploy_.add_argument("--name", default="stroke", help="InferenceService name (stroke)")
+    deploy_.add_argument("--namespace", default="stroke-mlops", help="namespace (stroke-mlops)")
+    deploy_.add_argument("--image", help="serving image (default: the project image tag)")
+    deploy_.add_argument("--dry-run", action="store_true", help="print the YAML, apply nothing")
+    deploy_.set_defaults(handler=cmd_deploy)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from stroke_mlops.deploy import kserve_objects
+    from stroke_mlops.image import project_image
+
+    service = kserve_objects.build_inference_service(
+        args.model_uri,
+        name=args.name,
+        namespace=args.namespace,
+        model_version=args.model_version,
+    )
+    objects = [kserve_objects.build_serving_runtime(args.image or project_image()), service]
+    if args.dry_run:
+        print(kserve_objects.render_yaml(objects), end="")
+        return EXIT_OK
+    result = kserve_objects.apply_objects([service], namespace=args.namespace)
+    print(result.message)
+    return EXIT_OK if result.applied else EXIT_FAILED

@@ -1,0 +1,102 @@
+"""``models list|show|rollback``: the store's versions and production pointer."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from stroke_mlops.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+)
+
+
+def add_commands(commands: Any) -> None:
+    """Add the models list, show and rollback commands (each parser beside its handler below)."""
+    models = commands.add_parser(
+        "models",
+        help="list the store's versions, show one, roll production back",
+        description="Versions are read from the store and verified (sha256) before use.",
+    )
+    model_commands = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    list_ = model_commands.add_parser(
+        "list", help="every version with its test metrics and gate result; * = production"
+    )
+    show = model_commands.add_parser("show", help="one version in detail")
+    show.add_argument("version", help="a version name, as `models list` prints it")
+    show.add_argument("--card", action="store_true", help="also print the model card")
+    back = model_commands.add_parser(
+        "rollback",
+        help="point production back at an earlier version (one atomic pointer write)",
+        description="Inside a cluster the InferenceService is redeployed with that version; "
+        "outside one the command to do so is printed.",
+    )
+    back.add_argument("version", help="the earlier version to put back in production")
+    back.add_argument("--name", default="stroke", help="InferenceService name (stroke)")
+    back.add_argument("--namespace", default="stroke-mlops", help="namespace (stroke-mlops)")
+    for sub, handler in ((list_, cmd_models_list), (show, cmd_models_show),
+                         (back, cmd_models_rollback)):  # fmt: skip
+        sub.add_argument(
+            "--store", required=True, help="model store: a folder or s3://bucket/prefix"
+        )
+        sub.set_defaults(handler=handler)
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from stroke_mlops.registry.store import open_store
+    from stroke_mlops.registry.versions import describe_versions, render_table
+
+    store = open_store(args.store)
+    summaries = describe_versions(store)
+    if not summaries:
+        print(f"{store.uri}: no published versions")
+        return EXIT_OK
+    print(render_table(summaries))
+    if not any(s.is_production for s in summaries):
+        print("(nothing is in production yet)")
+    return EXIT_OK
+
+
+def cmd_models_show(args: argparse.Namespace) -> int:
+    from stroke_mlops.registry.store import open_store
+    from stroke_mlops.registry.versions import describe_version
+
+    store = open_store(args.store)
+    summary = describe_version(store, args.version, production=store.production())
+    print(f"version:     {summary.version}{'  (production)' if summary.is_production else ''}")
+    print(f"uri:         {summary.uri}")
+    print(f"created:     {summary.created_at or '-'}")
+    print(f"model:       {summary.selected_model or '-'}")
+    print(f"threshold:   {summary.threshold if summary.threshold is not None else '-'}")
+    for name, value in summary.test_metrics.items():
+        print(f"test {name + ':':<8}{value:.4f}")
+    print(f"gate:        {summary.gate or '-'}")
+    if args.card and summary.model_card:
+        print("\n" + summary.model_card.rstrip())
+    return EXIT_OK
+
+
+def cmd_models_rollback(args: argparse.Namespace) -> int:
+    import os
+
+    from stroke_mlops.deploy import kserve_objects
+    from stroke_mlops.registry.store import open_store
+    from stroke_mlops.registry.versions import rollback
+
+    store = open_store(args.store)
+    pointer, previous = rollback(store, args.version)
+    print(f"production: {previous} -> {pointer.version} ({pointer.uri})")
+    service = kserve_objects.build_inference_service(
+        pointer.uri, name=args.name, namespace=args.namespace, model_version=pointer.version
+    )
+    if not os.environ.get("KUBERNETES_SERVICE_HOST"):
+        print(
+            "not redeployed (not inside a cluster); to serve it now: stroke-mlops deploy "
+            f"--model-uri {pointer.uri} --model-version {pointer.version} --dry-run "
+            "| kubectl apply -f -"
+        )
+        return EXIT_OK
+    result = kserve_objects.apply_objects([service], namespace=args.namespace)
+    print(result.message, file=sys.stdout if result.applied else sys.stderr)
+    return EXIT_OK if result.applied else EXIT_FAILED

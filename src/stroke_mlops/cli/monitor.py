@@ -1,0 +1,80 @@
+"""``monitor`` and ``feedback``: judging logged requests, recording outcomes."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from stroke_mlops.cli.common import (
+    EXIT_OK,
+    iso_timestamp,
+)
+
+
+def add_commands(commands: Any) -> None:
+    """Add the monitor and feedback commands (each parser beside its handler below)."""
+    monitor = commands.add_parser(
+        "monitor",
+        help="judge a window of logged requests against the production model's reference set",
+        description="Writes DIR/summary.json and DIR/report.html. Exit 0 whenever a report was "
+        "written (drift or not: read recommendation), 2 when an input cannot be read.",
+    )
+    monitor.add_argument(
+        "--store", required=True, help="model store: a folder or s3://bucket/prefix"
+    )
+    monitor.add_argument(
+        "--requests", required=True, help="request-log objects: a folder or s3://bucket/prefix"
+    )
+    monitor.add_argument("--output", required=True, metavar="DIR", help="where to write the report")
+    monitor.add_argument("--since", type=iso_timestamp, help="window start, ISO-8601 (inclusive)")
+    monitor.add_argument("--until", type=iso_timestamp, help="window end, ISO-8601 (exclusive)")
+    monitor.add_argument(
+        "--min-rows",
+        type=int,
+        default=None,
+        help="fewer rows than this is insufficient data, never drift (default 200)",
+    )
+    monitor.set_defaults(handler=cmd_monitor)
+
+    feedback = commands.add_parser(
+        "feedback",
+        help="record observed outcomes (stroke 0/1) of logged requests in the store",
+        description="FILE is a CSV with columns request_id,stroke. Every row is checked first; "
+        "bad rows are named and nothing is recorded.",
+    )
+    feedback.add_argument(
+        "--store", required=True, help="model store: a folder or s3://bucket/prefix"
+    )
+    feedback.add_argument("--labels", required=True, metavar="FILE", help="CSV request_id,stroke")
+    feedback.set_defaults(handler=cmd_feedback)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from stroke_mlops.monitoring.monitor import DEFAULT_MIN_ROWS, REPORT_FILE, run_monitor
+
+    output = Path(args.output)
+    summary = run_monitor(
+        args.store,
+        args.requests,
+        output,
+        since=args.since,
+        until=args.until,
+        min_rows=DEFAULT_MIN_ROWS if args.min_rows is None else args.min_rows,
+    )
+    drifted = ", ".join(summary.drifted_features) or "none"
+    print(
+        f"monitor: {summary.recommendation} — {summary.rows} rows of {summary.model_version}, "
+        f"drifted features: {drifted}; report {output / REPORT_FILE}"
+    )
+    return EXIT_OK
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from stroke_mlops.monitoring.feedback import read_labels_csv, record_feedback
+
+    outcomes = read_labels_csv(Path(args.labels))
+    where = record_feedback(args.store, outcomes)
+    positives = sum(stroke for _, stroke in outcomes)
+    print(f"feedback: recorded {len(outcomes)} outcomes ({positives} strokes) in {where}")
+    return EXIT_OK
