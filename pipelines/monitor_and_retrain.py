@@ -8,14 +8,14 @@ The nested training pipeline trains on the production version's own training CSV
 labelled production rows, kept in the store by sha256; its gate decides promotion exactly as
 in a hand-started run, so a refused candidate leaves production as it is. The gate parameters
 default to the training pipeline's own defaults.
+
+Run it here with :mod:`pipelines.loop_local_runner` (kfp.local), or on a cluster on a schedule
+with :mod:`pipelines.loop_schedule`.
 """
 
-import json
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from kfp import dsl
 
@@ -23,12 +23,6 @@ from components.assemble_training_data import assemble_training_data
 from components.collect_window import collect_window
 from components.decide_retraining import decide_retraining
 from components.monitor_window import monitor_window
-from pipelines.local_runner import (
-    LocalRunSummary,
-    RunnerName,
-    absolute_uri,
-    execute_locally,
-)
 from pipelines.stroke_pipeline import ClusterConfig, build_pipeline, configure_task
 
 LOOP_PIPELINE_NAME = "stroke-mlops-monitor-and-retrain"
@@ -141,185 +135,3 @@ def compile_loop_pipeline(output_path: str, cluster: ClusterConfig | None = None
             if "cachingOptions" in task:
                 task["cachingOptions"].pop("enableCache", None)
     Path(output_path).write_text(yaml.safe_dump_all(documents, sort_keys=False))
-
-
-# --------------------------------------------------------------------------------------------
-# Local runs (kfp.local)
-
-
-@dataclass
-class LoopRunSummary:
-    run: LocalRunSummary
-    monitor: dict[str, Any]  # summary.json of the window
-    report_path: Path | None
-    decision: str  # the decision step's reason
-    retrained: bool
-    dataset: dict[str, Any]  # the assembled training data (when retrained)
-    production_before: str | None
-    production_after: str | None
-
-    @property
-    def succeeded(self) -> bool:
-        return self.run.succeeded
-
-    @property
-    def promoted(self) -> bool:
-        return self.production_after is not None and self.production_after != (
-            self.production_before
-        )
-
-    def render(self) -> str:
-        lines = [
-            f"Monitor: {self.monitor.get('recommendation', '?')} on "
-            f"{self.monitor.get('rows', '?')} rows of {self.monitor.get('model_version', '?')}"
-            + (
-                f"; drifted: {', '.join(self.monitor['drifted_features'])}"
-                if self.monitor.get("drifted_features")
-                else ""
-            ),
-            f"  report   {self.report_path}",
-            f"Decision: {'RETRAIN' if self.retrained else 'no retraining'} — {self.decision}",
-        ]
-        if self.dataset:
-            lines.append(
-                f"Training data: {self.dataset.get('rows')} rows "
-                f"(+{self.dataset.get('added_rows')} labelled production rows), "
-                f"{self.dataset.get('uri')}"
-            )
-        if "gate" in self.run.outputs:
-            lines.append(f"Gate: {self.run.outputs['gate']}")
-        if self.retrained and self.succeeded:
-            lines.append(
-                f"Production: {self.production_before} → {self.production_after} (promoted)"
-                if self.promoted
-                else f"Production: unchanged ({self.production_before}): the gate refused"
-            )
-        if not self.succeeded:
-            lines.append(f"FAILED: {self.run.error}")
-        return "\n".join(lines)
-
-
-def collect_loop_outputs(run_dir: Path) -> dict[str, Any]:
-    """The loop's own results from a finished local run's artifact folders."""
-    outputs: dict[str, Any] = {}
-    summary = run_dir / "monitor-window" / "summary"
-    if summary.is_file():
-        outputs["monitor"] = json.loads(summary.read_text())
-    report = run_dir / "monitor-window" / "report"
-    if report.is_file():
-        outputs["report"] = report
-    decided = run_dir / "decide-retraining" / "executor_output.json"
-    if decided.is_file():
-        document = json.loads(decided.read_text())
-        outputs["retrain"] = bool(document["parameterValues"]["Output"])
-        decision = document["artifacts"]["decision"]["artifacts"][0]["metadata"]
-        outputs["decision"] = decision.get("reason", "")
-    assembled = run_dir / "assemble-training-data" / "executor_output.json"
-    if assembled.is_file():
-        document = json.loads(assembled.read_text())
-        outputs["dataset"] = document["artifacts"]["training_data"]["artifacts"][0]["metadata"]
-    return outputs
-
-
-def _production(store_uri: str) -> str | None:
-    from stroke_mlops.registry.store import open_store
-
-    pointer = open_store(store_uri).production()
-    return pointer.version if pointer else None
-
-
-def run_loop_locally(
-    *,
-    store_uri: str,
-    requests_uri: str,
-    arguments: dict[str, Any] | None = None,
-    runner: RunnerName = "subprocess",
-    pipeline_root: str = "local_outputs",
-    stream: TextIO | None = None,
-) -> LoopRunSummary:
-    """Run the loop once with kfp.local; never raises for a failed step."""
-    before = _production(store_uri)
-    run = execute_locally(
-        build_loop_pipeline(),
-        {
-            "store_uri": absolute_uri(store_uri),
-            "requests_uri": absolute_uri(requests_uri),
-            **(arguments or {}),
-        },
-        uris={"store": store_uri, "requests": requests_uri},
-        runner=runner,
-        pipeline_root=pipeline_root,
-        stream=stream,
-    )
-    loop = collect_loop_outputs(run.artifacts_dir) if run.artifacts_dir else {}
-    return LoopRunSummary(
-        run=run,
-        monitor=loop.get("monitor", {}),
-        report_path=loop.get("report"),
-        decision=loop.get("decision", ""),
-        retrained=bool(loop.get("retrain")),
-        dataset=loop.get("dataset", {}),
-        production_before=before,
-        production_after=_production(store_uri),
-    )
-
-
-# --------------------------------------------------------------------------------------------
-# Recurring runs on a cluster
-
-
-@dataclass(frozen=True)
-class ScheduledLoop:
-    recurring_run_id: str
-    name: str
-    cron: str
-    url: str
-
-
-def schedule_loop(
-    *,
-    host: str,
-    store_uri: str,
-    requests_uri: str,
-    experiment: str,
-    cron: str,
-    name: str,
-    arguments: dict[str, Any],
-    cluster: ClusterConfig | None = None,
-    ui_url: str | None = None,
-) -> ScheduledLoop:
-    """Create a KFP recurring run of the loop: one run at a time, no catch-up, caching off.
-
-    ``cron`` has six fields, seconds first (KFP's scheduler), e.g. ``0 0 * * * *`` hourly.
-    """
-    import kfp
-
-    fields = cron.split()
-    if len(fields) != 6:
-        raise ValueError(
-            f"cron {cron!r} has {len(fields)} fields; KFP takes six, seconds first "
-            "(e.g. '0 0 * * * *' for hourly)"
-        )
-    client = kfp.Client(host=host)
-    experiment_id = client.create_experiment(name=experiment).experiment_id
-    with tempfile.TemporaryDirectory(prefix="stroke-mlops-") as scratch:
-        package = str(Path(scratch) / "monitor_and_retrain.yaml")
-        compile_loop_pipeline(package, cluster or ClusterConfig())
-        created = client.create_recurring_run(
-            experiment_id=experiment_id,
-            job_name=name,
-            description="Monitor served requests; retrain through the gated pipeline on drift.",
-            cron_expression=cron,
-            max_concurrency=1,
-            no_catchup=True,
-            enable_caching=False,
-            pipeline_package_path=package,
-            params={"store_uri": store_uri, "requests_uri": requests_uri, **arguments},
-        )
-    recurring_run_id = str(created.recurring_run_id)
-    return ScheduledLoop(
-        recurring_run_id=recurring_run_id,
-        name=name,
-        cron=cron,
-        url=f"{(ui_url or host).rstrip('/')}/#/recurringrun/details/{recurring_run_id}",
-    )

@@ -22,7 +22,7 @@ from typing import TextIO
 import numpy as np
 
 from pipelines.local_runner import run_locally
-from pipelines.monitor_and_retrain import LoopRunSummary, run_loop_locally
+from pipelines.loop_local_runner import LoopRunSummary, run_loop_locally
 
 DEMO_ROWS = 300
 DEMO_SEED = 11

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from pipelines.local_runner import run_locally
-from pipelines.monitor_and_retrain import LoopRunSummary, run_loop_locally
+from pipelines.loop_local_runner import LoopRunSummary, run_loop_locally
 from stroke_mlops.data import dataset
 from stroke_mlops.monitoring import retraining
 from stroke_mlops.monitoring.feedback import record_feedback

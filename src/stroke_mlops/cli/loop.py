@@ -126,7 +126,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
     from stroke_mlops.project import import_project_module
 
     configure_logging()
-    loop = import_project_module("pipelines.monitor_and_retrain")
+    loop = import_project_module("pipelines.loop_local_runner")
     arguments = _loop_arguments(args)
     if args.until:
         arguments["until"] = args.until.isoformat()
@@ -144,7 +144,7 @@ def cmd_loop(args: argparse.Namespace) -> int:
 def cmd_schedule(args: argparse.Namespace) -> int:
     from stroke_mlops.project import import_project_module
 
-    loop = import_project_module("pipelines.monitor_and_retrain")
+    loop = import_project_module("pipelines.loop_schedule")
     stroke_pipeline = import_project_module("pipelines.stroke_pipeline")
     try:
         scheduled = loop.schedule_loop(
