@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/serving_benchmark.py [--model-dir DIR] [--model lr|xgb|vote]
         [--requests 2000] [--time-cap 10]
+    .venv/bin/python benchmarks/serving_benchmark.py --model vote --side-by-side OLD_CHECKOUT
+        [--rounds 5]
 
 Without ``--model-dir`` it fits a model on the real data (``data/raw/…`` or $STROKE_DATA) and
 publishes it to a temporary model directory. It then measures, in-process, sklearn's
@@ -15,13 +17,24 @@ so the figures are a floor for a real deployment, not a ceiling. The HTTP table 
 server process's CPU time per request (user + system, from /proc): on a busy shared machine the
 latencies swing with other processes' load, while the CPU a request costs barely does, so that
 column is the one to compare between two versions of the server.
+
+``--side-by-side OLD_CHECKOUT`` compares three servers of the same fitted model in one run: this
+checkout's, an older revision's (``git worktree add OLD_CHECKOUT <rev>``; it runs from that
+checkout's ``src/`` with this environment's packages, its model directory written by its own
+code) and a stock-style KServe predictor (``benchmarks/stock_kserve_predictor.py``: a plain
+``kserve.Model`` calling ``predict_proba`` on a pandas frame). The three run at once; each
+round sends every scenario to each server in turn (the order rotates), so load from other
+processes falls on all three alike. It prints, per scenario, the median over the rounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -37,7 +50,7 @@ from sklearn.ensemble import VotingClassifier
 from stroke_mlops.data import dataset, schema
 from stroke_mlops.registry import model_dir, signature, signing
 from stroke_mlops.serving import loading, scoring
-from stroke_mlops.serving.infra_validation import ServerProcess, v1_body, v2_body
+from stroke_mlops.serving.infra_validation import ServerProcess, free_port, v1_body, v2_body
 from stroke_mlops.training import train
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -196,6 +209,165 @@ def print_table(title: str, rows: list[Measured], *, http: bool) -> None:
         print(line + (f"{m.errors:>9}{cpu_text}" if http else ""))
 
 
+# The older revision writes its own model directory from the pipeline fitted here (joblib was
+# its format; a throw-away file in the benchmark's scratch folder).
+OLD_WRITER = """
+import sys
+from pathlib import Path
+import joblib
+from stroke_mlops.data import dataset
+from stroke_mlops.registry import model_dir, signature
+pipeline, data, target = joblib.load(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+patients = dataset.clean_patients(dataset.read_raw_patients_file(data))
+model_dir.write_model_dir(
+    target, model=pipeline, model_card="# Benchmark model\\n",
+    signature=signature.build_signature(signature.example_instances(patients)),
+    metadata={"version": "benchmark-old", "threshold": 0.5},
+)
+"""
+
+
+def _old_tree_env(old: Path) -> dict[str, str]:
+    return {"PYTHONPATH": str(old / "src"), "STROKE_MLOPS_SIGNING_PUBLIC_KEY": ""}
+
+
+def side_by_side(
+    args: argparse.Namespace,
+    directory: Path,
+    public_key: Path,
+    pipeline: Any,
+    bodies: dict[str, dict[str, list[bytes]]],
+    scratch: Path,
+) -> int:
+    """This checkout's server, the old revision's and a stock KServe predictor, interleaved."""
+    import joblib
+
+    old = args.side_by_side.resolve()
+    joblib.dump(pipeline, scratch / "pipeline.joblib")
+    old_dir = scratch / "old-model"
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            OLD_WRITER,
+            str(scratch / "pipeline.joblib"),
+            str(args.data),
+            str(old_dir),
+        ],
+        check=True,
+        env={**os.environ, **_old_tree_env(old)},
+    )
+    revision = subprocess.run(
+        ["git", "-C", str(old), "log", "-1", "--format=%h %s"], capture_output=True, text=True
+    ).stdout.strip()
+    ports = {name: free_port() for name in ("new", "old", "stock")}
+    module = ["-m", "stroke_mlops.serving.predictor", "--host", "127.0.0.1"]
+    servers = {
+        "new": ServerProcess(str(directory), public_key=public_key, port=ports["new"]),
+        "old": ServerProcess(
+            str(old_dir),
+            port=ports["old"],
+            env=_old_tree_env(old),
+            command=[
+                sys.executable,
+                *module,
+                "--model-uri",
+                str(old_dir),
+                "--port",
+                str(ports["old"]),
+            ],
+        ),
+        "stock": ServerProcess(
+            str(directory),
+            port=ports["stock"],
+            command=[
+                sys.executable,
+                str(REPO_ROOT / "benchmarks" / "stock_kserve_predictor.py"),
+                "--model-dir",
+                str(directory),
+                "--public-key",
+                str(public_key),
+                "--port",
+                str(ports["stock"]),
+            ],
+        ),
+    }
+    paths = {"v1": "/v1/models/stroke:predict", "v2": "/v2/models/stroke/infer"}
+    scenarios = [  # (label, protocol, rows, requests, servers)
+        ("v1   1 row", "v1", 1, args.requests, ("new", "old", "stock")),
+        ("v1 100 rows", "v1", 100, args.batch_requests, ("new", "old", "stock")),
+        ("v2   1 row", "v2", 1, args.requests, ("new", "old")),
+        ("v2 100 rows", "v2", 100, args.batch_requests, ("new", "old")),
+    ]
+    measured: dict[tuple[str, str], list[Measured]] = {}
+    try:
+        for server in servers.values():
+            server.start()
+        for name, server in servers.items():
+            ready, why = server.wait_ready(120)
+            if not ready:
+                print(f"{name} server did not start: {why}\n{server.log_tail()}", file=sys.stderr)
+                return 1
+        print(f"side by side: new = this checkout, old = {revision}, stock = plain kserve.Model")
+        print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at start")
+        for round_index in range(args.rounds):
+            for label, protocol, rows, count, names in scenarios:
+                shift = round_index % len(names)
+                for name in names[shift:] + names[:shift]:
+                    kind = "single" if rows == 1 else "batch"
+                    measured.setdefault((label, name), []).append(
+                        load(
+                            servers[name],
+                            label,
+                            paths[protocol],
+                            bodies[kind][protocol],
+                            rows=rows,
+                            concurrency=1,
+                            count=count,
+                            cap_s=args.time_cap,
+                        )
+                    )
+            print(f"  round {round_index + 1}/{args.rounds} done", flush=True)
+    finally:
+        for server in servers.values():
+            server.stop()
+    print_side_by_side(measured, scenarios, args.rounds)
+    print(f"\nload average at end {os.getloadavg()[0]:.2f}")
+    return 1 if any(m.errors for runs in measured.values() for m in runs) else 0
+
+
+def print_side_by_side(
+    measured: dict[tuple[str, str], list[Measured]], scenarios: list[Any], rounds: int
+) -> None:
+    def median(runs: list[Measured], figure: Callable[[Measured], float | None]) -> float:
+        values = [v for v in (figure(m) for m in runs) if v is not None]
+        return statistics.median(values) if values else float("nan")
+
+    print(f"\nmedians over {rounds} rounds, concurrency 1 (CPU: server process, ms/request)")
+    head = f"  {'scenario':<13}{'server':<7}{'p50 ms':>9}{'req/s':>9}{'CPU ms':>9}"
+    print(head + "   vs old     vs stock")
+    table: dict[str, Any] = {}
+    for label, _, _, _, names in scenarios:
+        figures = {
+            name: (
+                median(measured[(label, name)], lambda m: m.p(0.5)),
+                median(measured[(label, name)], lambda m: m.per_second),
+                median(measured[(label, name)], lambda m: m.server_cpu_ms_per_request),
+            )
+            for name in names
+        }
+        table[label] = figures
+        for name in names:
+            p50, rate, cpu = figures[name]
+            versus = ""
+            if name == "new":
+                versus = f"   {rate / figures['old'][1]:>5.2f}x req/s"
+                if "stock" in figures:
+                    versus += f"  {rate / figures['stock'][1]:>5.2f}x req/s"
+            print(f"  {label:<13}{name:<7}{p50:>9.3f}{rate:>9.0f}{cpu:>9.3f}{versus}")
+    print("\n" + json.dumps({"medians": table}, default=str))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-dir", type=Path, help="a published model directory")
@@ -217,6 +389,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--time-cap", type=float, default=10.0, help="seconds per scenario, at most"
     )
+    parser.add_argument(
+        "--side-by-side",
+        type=Path,
+        metavar="OLD_CHECKOUT",
+        help="compare with an older revision's server and a stock KServe predictor",
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="side-by-side rounds (5)")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="serving-benchmark-") as scratch:
@@ -279,6 +458,9 @@ def main(argv: list[str] | None = None) -> int:
             "v1": [v1_body(h) for h in hundreds],
             "v2": [v2_body(h, verified.signature) for h in hundreds],
         }
+        if args.side_by_side:
+            both = {"single": single, "batch": batch}
+            return side_by_side(args, directory, public_key, pipeline, both, Path(scratch))
         paths = {"v1": "/v1/models/stroke:predict", "v2": "/v2/models/stroke/infer"}
         results: list[Measured] = []
         with ServerProcess(str(directory), public_key=public_key) as server:

@@ -103,7 +103,9 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         extra_args: Sequence[str] = (),
         public_key: Path | None = None,
+        command: Sequence[str] | None = None,
     ) -> None:
+        """``command`` replaces :func:`server_command` (another server on ``self.port``)."""
         self.model_uri = model_uri
         self.port = port or free_port()
         self.host = "127.0.0.1"
@@ -112,7 +114,7 @@ class ServerProcess:
         self.stderr_path = Path(self._workdir.name) / "stderr.log"
         self._env = {**os.environ, **(env or {})}
         self._args = [
-            *server_command(model_uri, self.port, self.host, public_key),
+            *(command or server_command(model_uri, self.port, self.host, public_key)),
             *extra_args,
         ]
         self.process: subprocess.Popen[bytes] | None = None
