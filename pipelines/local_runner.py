@@ -12,12 +12,12 @@ Each run has a folder of its own, ``<pipeline root>/run-<UTC time>-<pid>/``::
     logs/<step>.log      each step's own output (stdout and stderr)
     stroke-mlops-<...>/  kfp.local's task folders: each step's artifacts and executor_output.json
 
-Progress is not scraped from that text: kfp.local (2.17) runs every container task through
-``task_dispatcher.run_single_task_implementation``, which returns the task's outputs (artifacts
-with their metadata, parameters) and its status. This module wraps that function for the length
-of a run to time each step and read its key figure, and replaces
-``subprocess_task_handler.run_local_subprocess`` so each step's process writes to its own log
-and dies with the run (``stroke_mlops.step_processes``).
+Progress is not scraped from that text: kfp.local runs every container task through one
+function that returns the task's outputs (artifacts with their metadata, parameters) and its
+status. This module wraps it for the length of a run to time each step and read its key figure,
+and replaces the function that starts a SubprocessRunner task's process, so each step's process
+writes to its own log and dies with the run (``stroke_mlops.step_processes``). Both are kfp.local
+internals, reached only through ``stroke_mlops.compat.kfp_local``.
 """
 
 import contextlib
@@ -215,16 +215,6 @@ def collect_outputs(task_outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _replaced(module: Any, name: str, replacement: Callable[..., Any]) -> Iterator[None]:
-    original = getattr(module, name)
-    setattr(module, name, replacement)
-    try:
-        yield
-    finally:
-        setattr(module, name, original)
-
-
-@contextlib.contextmanager
 def observed_tasks(
     run_dir: Path,
     progress: RunProgress,
@@ -234,51 +224,59 @@ def observed_tasks(
 ) -> Iterator[None]:
     """Time each kfp.local task, keep its outputs, and give its process a log and a scratch;
     ``echo_step_logs`` also writes each step's log, once it ends, to stdout (``--verbose``)."""
-    from kfp.local import executor_input_utils, subprocess_task_handler, task_dispatcher
-    from kfp.local import status as kfp_status
+    from stroke_mlops.compat import kfp_local
 
-    run_task = task_dispatcher.run_single_task_implementation
     logs = run_dir / LOGS_DIR
     logs.mkdir(exist_ok=True)
 
-    def run_observed_task(**kwargs: Any) -> tuple[dict[str, Any], Any]:
-        name = executor_input_utils.get_local_task_resource_name(kwargs["component_name"])
-        log_path = logs / f"{name}.log"
-        progress.start(name, log_path)
-        result: tuple[dict[str, Any], Any] | None = None
-        try:
-            with (
-                log_path.open("a", encoding="utf-8") as log,
-                step_processes.step_scratch(run_dir, name) as scratch,
-                step_processes.running_step(step_processes.StepContext(name, log, scratch)),
-            ):
-                result = run_task(**kwargs)
-            return result
-        finally:
-            if echo_step_logs:
-                print(f"----- {log_path}\n{log_path.read_text(errors='replace')}", flush=True)
-            succeeded = result is not None and result[1] == kfp_status.Status.SUCCESS
-            outputs = result[0] if result is not None else {}
-            if succeeded:
-                task_outputs[name] = outputs
-            progress.finish(
-                name,
-                SUCCESS if succeeded else FAILURE,
-                key_figure(name, outputs) if succeeded else "",
+    def observe(run_task: kfp_local.TaskRunner) -> kfp_local.TaskRunner:
+        def run_observed_task(**kwargs: Any) -> tuple[dict[str, Any], Any]:
+            name = kfp_local.task_name(kwargs["component_name"])
+            log_path = logs / f"{name}.log"
+            progress.start(name, log_path)
+            result: tuple[dict[str, Any], Any] | None = None
+            try:
+                with (
+                    log_path.open("a", encoding="utf-8") as log,
+                    step_processes.step_scratch(run_dir, name) as scratch,
+                    step_processes.running_step(step_processes.StepContext(name, log, scratch)),
+                ):
+                    result = run_task(**kwargs)
+                return result
+            finally:
+                if echo_step_logs:
+                    print(f"----- {log_path}\n{log_path.read_text(errors='replace')}", flush=True)
+                succeeded = result is not None and kfp_local.succeeded(result[1])
+                outputs = result[0] if result is not None else {}
+                if succeeded:
+                    task_outputs[name] = outputs
+                progress.finish(
+                    name,
+                    SUCCESS if succeeded else FAILURE,
+                    key_figure(name, outputs) if succeeded else "",
+                )
+
+        return run_observed_task
+
+    def in_step_process(original: kfp_local.SubprocessRunner) -> kfp_local.SubprocessRunner:
+        def run_step_subprocess(
+            full_command: list[str], env_vars: dict[str, str] | None = None
+        ) -> int:
+            step = step_processes.current_step()
+            if step is None:  # not one of this run's tasks: kfp's own behaviour, to kfp.log
+                return int(original(full_command, env_vars))
+            return step_processes.run_step_process(
+                full_command,
+                env={**os.environ, **(env_vars or {})},
+                scratch=step.scratch,
+                log=step.log,
             )
 
-    def run_step_subprocess(full_command: list[str], env_vars: dict[str, str] | None = None) -> int:
-        step = step_processes.current_step()
-        if step is None:  # not one of this run's tasks: kfp's own behaviour, output to kfp.log
-            return int(original_subprocess(full_command, env_vars))
-        return step_processes.run_step_process(
-            full_command, env={**os.environ, **(env_vars or {})}, scratch=step.scratch, log=step.log
-        )
+        return run_step_subprocess
 
-    original_subprocess = subprocess_task_handler.run_local_subprocess
     with (
-        _replaced(task_dispatcher, "run_single_task_implementation", run_observed_task),
-        _replaced(subprocess_task_handler, "run_local_subprocess", run_step_subprocess),
+        kfp_local.observed_task_runs(observe),
+        kfp_local.replaced_subprocess_runner(in_step_process),
     ):
         yield
 

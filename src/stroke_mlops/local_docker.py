@@ -72,9 +72,9 @@ def _report_real_exit_codes() -> None:
     step would pass (seen here with a component that raises at once). The replacement below
     keeps the container until its status is read, then removes it.
     """
-    from kfp.local import docker_task_handler
+    from stroke_mlops.compat.kfp_local import run_docker_tasks_with
 
-    docker_task_handler.run_docker_container = run_task_container
+    run_docker_tasks_with(run_task_container)
 
 
 def run_task_container(
@@ -86,12 +86,11 @@ def run_task_container(
     ``TMPDIR`` is the step's scratch folder (under the mounted pipeline root), and a watchdog
     removes the container if the run dies before it ends.
     """
-    from kfp.local import docker_task_handler
-
+    from stroke_mlops.compat.kfp_local import image_with_tag
     from stroke_mlops.step_processes import StepWatchdog, current_step
 
     step = current_step()
-    image = docker_task_handler.add_latest_tag_if_not_present(image=image)
+    image = image_with_tag(image)
     require_local_image(image)
     if step is not None:
         environment = dict(container_run_args.get("environment") or {})

@@ -112,6 +112,15 @@ def _with_steps(pipeline: Pipeline, **replace: Any) -> Pipeline:
             "drops categories",
         ),
         (
+            lambda p: _with_steps(
+                p,
+                categorical=OneHotEncoder(
+                    handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False
+                ),
+            ),
+            "groups infrequent categories",
+        ),
+        (
             lambda p: _with_steps(p, numeric=StandardScaler()),
             "input 'bmi' may be null but transformer 'numeric' does not impute it",
         ),

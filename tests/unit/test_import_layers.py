@@ -17,9 +17,15 @@ PACKAGE = "stroke_mlops"
 SOURCE = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 # A stage may import only from stages before it. Modules outside the stage folders (cli, steps,
 # image, logs, project, local_docker, ...) may import any stage; no stage imports them except
-# the few shared helpers below.
+# the few shared helpers below, and the compatibility modules (stroke_mlops.compat), which import
+# no stage.
 STAGES = ("data", "training", "registry", "serving", "monitoring", "deploy")
 SHARED_TOP_LEVEL = {f"{PACKAGE}.logs", f"{PACKAGE}.image", PACKAGE}
+COMPAT = f"{PACKAGE}.compat"
+
+
+def _shared(name: str) -> bool:
+    return name in SHARED_TOP_LEVEL or name == COMPAT or name.startswith(COMPAT + ".")
 
 
 def _module_name(path: Path) -> str:
@@ -105,10 +111,21 @@ def test_no_stage_imports_from_a_later_stage_or_from_the_adapters() -> None:
         for imported, _ in imports:
             imported_stage = _stage(imported)
             if imported_stage is None:
-                if imported not in SHARED_TOP_LEVEL:
+                if not _shared(imported):
                     wrong.append(f"{module} imports {imported} (not a stage)")
             elif STAGES.index(imported_stage) > STAGES.index(stage):
                 wrong.append(f"{module} ({stage}) imports {imported} ({imported_stage})")
+    assert wrong == []
+
+
+def test_the_compatibility_modules_import_no_stage() -> None:
+    wrong = [
+        f"{module} imports {imported}"
+        for module, imports in _graph().items()
+        if _shared(module) and module.startswith(COMPAT)
+        for imported, _ in imports
+        if not (imported == PACKAGE or imported.startswith(COMPAT))
+    ]
     assert wrong == []
 
 

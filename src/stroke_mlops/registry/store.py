@@ -766,10 +766,11 @@ class S3ModelStore(ModelStore):
             "Content-Type": "application/json",
             **condition,
         }
+        from stroke_mlops.compat.minio import put_object_with_headers
+
         try:
-            # minio's public put_object turns unknown headers into x-amz-meta-*; its _put_object
-            # sends them as given (minio 7.2, pinned in the lock).
-            self.client._put_object(self.bucket, key, content, headers=headers)
+            # minio's public put_object would turn the condition into x-amz-meta-* metadata
+            put_object_with_headers(self.client, self.bucket, key, content, headers)
         except S3Error as error:
             if error.code in ("PreconditionFailed", "ConditionalRequestConflict"):
                 raise PromotionConflictError(

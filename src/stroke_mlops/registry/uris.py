@@ -143,12 +143,9 @@ def minio_client_from_env() -> Minio:
 
 def endpoint_of(client: Minio) -> str:
     """The client's endpoint as a URL, for error messages."""
-    base_url = getattr(client, "_base_url", None)
-    host = getattr(base_url, "host", None)
-    if not host:
-        return "the S3 endpoint"
-    scheme = "https" if getattr(base_url, "is_https", True) else "http"
-    return f"{scheme}://{host}"
+    from stroke_mlops.compat.minio import endpoint_url
+
+    return endpoint_url(client) or "the S3 endpoint"
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str]:

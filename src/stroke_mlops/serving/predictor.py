@@ -19,6 +19,7 @@ from typing import Any
 
 from kserve.model_server import ModelServer
 
+from stroke_mlops.data import schema
 from stroke_mlops.registry.signing import PUBLIC_KEY_ENV
 from stroke_mlops.serving.defaults import DEFAULT_HOST, MAX_INSTANCES
 from stroke_mlops.serving.http_app import (
@@ -68,42 +69,42 @@ class _ModelServer(ModelServer):
         super().start(models)
 
     def setup_event_loop(self) -> None:
+        from stroke_mlops.compat.kserve import configure_rest_server
+
         # start() has built the REST server but not started it; its uvicorn config loads later.
-        if self._rest_server is not None:
-            self._rest_server.config.host = self._host
-            apply_to_uvicorn(self._rest_server.config, self._limits)
-            rest_server = self._rest_server
-            create_application = rest_server.create_application
-
-            def create_application_with_our_handlers() -> None:
-                create_application()  # registers KServe's handlers, which ours then replace
-                from kserve.model_server import app
-
-                install_refusal_handlers(app)
-
-            rest_server.create_application = create_application_with_our_handlers
+        configure_rest_server(
+            self,
+            configure_uvicorn=self._configure_uvicorn,
+            after_kserve_setup=install_refusal_handlers,  # ours replace KServe's
+        )
         super().setup_event_loop()
+
+    def _configure_uvicorn(self, config: Any) -> None:
+        config.host = self._host
+        apply_to_uvicorn(config, self._limits)
 
 
 def serve(
     model_uri: str,
     *,
-    port: int = DEFAULT_HTTP_PORT,
     host: str = DEFAULT_HOST,
-    grpc_port: int | None = None,
     request_log_sink: RequestLogSink | None = None,
     log_requests_to_stdout: bool = True,
     limits: ServingLimits | None = None,
     public_key: Path | None = None,
+    model_name: str = schema.MODEL_NAME,
+    **server_options: Any,
 ) -> None:
     """Load the model at ``model_uri`` and serve it until SIGTERM/SIGINT (blocks).
 
     Raises ModelLoadError (one-line reason) before listening if the model cannot be served.
-    gRPC is off unless ``grpc_port`` is given. ``request_log_sink`` sends the full request
+    ``request_log_sink`` sends the full request
     records to an object store (see request_log.RequestLogSink); stdout gets metadata only.
     Metrics go to prometheus_client's default registry, which KServe serves on ``/metrics``.
     ``limits`` bounds what clients can send and hold (see http_limits; the defaults are the
-    deployed ones).
+    deployed ones). ``server_options`` are ``kserve.ModelServer``'s own (``http_port``, 8080
+    here; ``enable_grpc`` and ``grpc_port``, gRPC off here; ``event_loop``...); its keep-alive
+    timeout is ``limits.header_timeout_s``.
     """
     limits = limits or ServingLimits()
     configure_server_logging()
@@ -112,6 +113,7 @@ def serve(
     )
     model = StrokeModel(
         model_uri,
+        name=model_name,
         request_logger=logger,
         max_instances=limits.max_instances,
         metrics=ServingMetrics(),
@@ -127,10 +129,12 @@ def serve(
         host=host,
         limits=limits,
         recorded_model=model,
-        http_port=port,
-        grpc_port=grpc_port or 8081,
-        enable_grpc=grpc_port is not None,
-        enable_latency_logging=False,
+        **{
+            "http_port": DEFAULT_HTTP_PORT,
+            "enable_grpc": False,
+            "enable_latency_logging": False,
+            **server_options,
+        },
     )
     try:
         server.start([model])
@@ -138,28 +142,73 @@ def serve(
         logger.close()
 
 
+# kserve.model_server's own options this server takes (the others are KServe transformer options
+# or are set here: the bind address, keep-alive, logging).
+KSERVE_SERVER_OPTIONS = (
+    "http_port",
+    "grpc_port",
+    "enable_grpc",
+    "max_threads",
+    "max_asyncio_workers",
+    "enable_docs_url",
+    "enable_latency_logging",
+    "access_log_format",
+    "event_loop",
+)
+
+
+class _EnableGrpcAt(argparse.Action):
+    """``--grpc-port N``: serve gRPC V2 on N (KServe's ``--grpc_port`` alone leaves it off)."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        namespace.grpc_port, namespace.enable_grpc = values, True
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Our options on top of ``kserve.model_server.parser``'s own (``parents``), with our
+    defaults: model name ``stroke``, port 8080, gRPC off, no per-request latency log line."""
+    from kserve.model_server import parser as kserve_parser
+
     parser = argparse.ArgumentParser(
         prog="python -m stroke_mlops.serving.predictor",
-        description="Serve the stroke model over KServe's V1 and V2 REST protocols.",
+        description="Serve the stroke model over KServe's V1 and V2 REST protocols "
+        "(also: stroke-mlops serve).",
+        parents=[kserve_parser],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument(
+    parser.set_defaults(
+        model_name=schema.MODEL_NAME,
+        http_port=DEFAULT_HTTP_PORT,
+        enable_grpc=False,
+        enable_latency_logging=False,
+        timeout_keep_alive=None,
+    )
+    ours = parser.add_argument_group("stroke model server")
+    ours.add_argument(
         "--model-uri",
         default=os.environ.get("STROKE_MODEL_URI", DEFAULT_MODEL_URI),
         help="model directory: a local folder or s3://bucket/prefix "
         "(default $STROKE_MODEL_URI or /mnt/models)",
     )
-    parser.add_argument(
+    ours.add_argument(
         "--public-key",
         type=Path,
         default=os.environ.get(PUBLIC_KEY_ENV) or None,
         help="PEM public key the model directory's signature must verify with "
         f"(default ${PUBLIC_KEY_ENV}); without one the server refuses to load",
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_HTTP_PORT, help="HTTP port")
-    add_server_arguments(parser)
-    parser.add_argument("--grpc-port", type=int, default=None, help="also serve gRPC V2 here")
-    parser.add_argument(
+    ours.add_argument(
+        "--port", dest="http_port", type=int, default=argparse.SUPPRESS, help="= --http_port"
+    )
+    add_server_arguments(ours)
+    ours.add_argument(
+        "--grpc-port",
+        type=int,
+        action=_EnableGrpcAt,
+        default=argparse.SUPPRESS,
+        help="also serve gRPC V2 on this port (= --grpc_port N --enable_grpc true)",
+    )
+    ours.add_argument(
         "--request-log-uri",
         "--request-log-dir",
         dest="request_log_uri",
@@ -168,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
         "objects, to this folder or s3://bucket/prefix (monitoring); default "
         "$STROKE_REQUEST_LOG_URI",
     )
-    parser.add_argument(
+    ours.add_argument(
         "--request-log-retention-days",
         type=_positive_int,
         default=os.environ.get("STROKE_REQUEST_LOG_RETENTION_DAYS"),  # argparse applies type
@@ -176,20 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
         "default $STROKE_REQUEST_LOG_RETENTION_DAYS, or keep everything",
     )
     defaults = ServingLimits()
-    parser.add_argument(
+    ours.add_argument(
         "--header-timeout-s",
         type=float,
         default=defaults.header_timeout_s,
         help="close a connection whose request headers are not complete this long after it "
-        f"opened or after its last response (default {defaults.header_timeout_s:g})",
+        "opened or after its last response; also the keep-alive timeout",
     )
-    parser.add_argument(
+    ours.add_argument(
         "--body-timeout-s",
         type=float,
         default=defaults.body_timeout_s,
-        help=f"answer 408 when the body takes longer (default {defaults.body_timeout_s:g})",
+        help="answer 408 when the body takes longer",
     )
-    parser.add_argument(
+    ours.add_argument(
         "--no-stdout-request-log",
         action="store_true",
         help="do not print a metadata line (id, version, status, latency) per request on stdout",
@@ -197,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+def add_server_arguments(parser: Any) -> None:
     """--host and --max-instances, shared by this module's parser and ``stroke-mlops serve``."""
     parser.add_argument(
         "--host",
@@ -229,6 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.request_log_retention_days is not None and not args.request_log_uri:
         parser.error("--request-log-retention-days needs --request-log-uri")
+    if args.workers != 1:
+        parser.error("--workers: this server runs one worker process (its limits are per process)")
+    if args.timeout_keep_alive is not None:
+        parser.error("--timeout-keep-alive: the keep-alive timeout is --header-timeout-s here")
     sink = (
         RequestLogSink(
             writer_for(args.request_log_uri),
@@ -251,12 +304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         serve(
             args.model_uri,
             limits=limits,
-            port=args.port,
             host=args.host,
-            grpc_port=args.grpc_port,
             request_log_sink=sink,
             log_requests_to_stdout=not args.no_stdout_request_log,
             public_key=args.public_key,
+            model_name=args.model_name,
+            **{name: getattr(args, name) for name in KSERVE_SERVER_OPTIONS},
         )
     except ModelLoadError as error:
         print(f"stroke-mlops serve: cannot load the model: {error}", file=sys.stderr)

@@ -291,7 +291,7 @@ def _compile_one_hot(
 ) -> list[tuple[str, _Slot]]:
     if getattr(encoder, "drop_idx_", None) is not None:
         raise UnsupportedPipelineError(f"one-hot encoder {name!r} drops categories")
-    if getattr(encoder, "_infrequent_enabled", False):
+    if _groups_infrequent(encoder):
         raise UnsupportedPipelineError(f"one-hot encoder {name!r} groups infrequent categories")
     new: list[tuple[str, _Slot]] = []
     offset = start
@@ -310,6 +310,15 @@ def _compile_one_hot(
         new.append((column, _OneHotSlot({c: offset + k for k, c in enumerate(known)})))
         offset += len(known)
     return new
+
+
+def _groups_infrequent(encoder: Any) -> bool:
+    """Whether a OneHotEncoder maps rare categories to one column: its documented parameters
+    ``max_categories`` (>= 1) or ``min_frequency`` turn that on."""
+    max_categories = getattr(encoder, "max_categories", None)
+    return (max_categories is not None and max_categories >= 1) or (
+        getattr(encoder, "min_frequency", None) is not None
+    )
 
 
 def _compile_numeric(
