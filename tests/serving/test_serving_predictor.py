@@ -229,3 +229,25 @@ def test_a_grpc_shaped_request_goes_through_the_same_path(
     record = json.loads(log_sink.lines[-2])
     assert record["request_id"] == "grpc-1"
     assert record["inputs"]["gender"] == [e["gender"] for e in examples]  # bytes logged as text
+
+
+def test_kserve_runs_a_request_through_preprocess_predict_and_postprocess(
+    model: StrokeModel, signature_doc: dict[str, Any], log_sink: RecordSink
+) -> None:
+    """Decoding and the shape of the columns in preprocess(), values and scores in predict(),
+    the response and its record in postprocess(): KServe's own steps, run by Model.__call__."""
+    import asyncio
+
+    examples = signature_doc["examples"]
+    body = json.dumps({"instances": examples}).encode()
+    scoring = model.preprocess(body, {"x-request-id": "steps-1"})
+    assert scoring.count == len(examples) and scoring.predictions is None
+    assert list(scoring.columns) == [spec["name"] for spec in signature_doc["inputs"]]
+    assert model.predict(scoring) is scoring and scoring.predictions is not None
+    bad = {**examples[0], "age": 500}
+    refused = model.preprocess(json.dumps({"instances": [bad]}).encode())  # shape is fine
+    with pytest.raises(InvalidInput, match='field "age"'):
+        model.predict(refused)
+    response, _ = asyncio.run(model(body, headers={"x-request-id": "steps-2"}))
+    assert response == model.postprocess(scoring)
+    assert last_record(log_sink)["request_id"] == "steps-1"

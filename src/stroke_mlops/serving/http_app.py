@@ -16,8 +16,8 @@ import warnings
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
-from fastapi import Request, Response
-from fastapi.responses import ORJSONResponse
+import orjson
+from fastapi import Request
 from kserve.errors import InvalidInput, ModelNotFound, ModelNotReady
 
 from stroke_mlops.serving.metrics import refusal_reason
@@ -181,44 +181,102 @@ def describe_body_errors(problems: Sequence[Any]) -> str:
     return "; ".join(shown) + more
 
 
-def install_inference_routes(app: Any, dataplane: Any) -> None:
-    """Serve V1 ``:predict`` and V2 ``/infer`` from the raw body, ahead of KServe's own routes.
+class InferenceEndpoints:
+    """ASGI: V1 ``POST /v1/models/<m>:predict`` and V2 ``POST /v2/models/<m>/infer`` served
+    from the raw body, ahead of KServe's routes; every other request goes on to KServe's app.
 
     KServe's handlers parse the body before the model sees it (orjson for V1, keeping the last
     of two equal keys; pydantic for V2, coercing ``"shape": ["1"]``, answering 500 to broken
-    binary tensors); these pass the bytes to ``StrokeModel.predict``, which decodes them
-    strictly. Everything after decoding (readiness, ``DataPlane.infer`` and ``encode``) is
-    KServe's. Starlette matches routes in order, so these, added first, take the two paths.
-    (FastAPI reads the handlers' annotations from this module's globals: keep Request and
-    Response imported at module level.)
+    binary tensors); these pass the bytes to ``StrokeModel.preprocess``, which decodes them
+    strictly. Everything after that is KServe's: readiness, ``DataPlane.infer`` (the model's
+    preprocess, predict and postprocess) and ``DataPlane.encode``; errors are answered by the
+    app's own exception handlers. Served here, an inference request skips the framework's
+    routing and per-request objects, most of what a one-row request costs besides scoring.
     """
 
-    async def answer(model_name: str, request: Request, payload: bytes | RawV2Request) -> Response:
-        if not await dataplane.model_ready(model_name, True):
-            raise ModelNotReady(model_name)
-        headers = dict(request.headers.items())
-        response, response_headers = await dataplane.infer(
-            model_name=model_name, request=payload, headers=headers
-        )
-        response, encoding_headers = dataplane.encode(
-            model_name=model_name, response=response, headers=headers, req_attributes={}
-        )
+    def __init__(self, app: ASGIApp, dataplane: Any, handlers: Any) -> None:
+        self.app = app
+        self.dataplane = dataplane
+        self.handlers = handlers  # the FastAPI app, whose exception handlers answer errors
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        model_name = _inference_model(scope)
+        if model_name is None:
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+        }
+        try:
+            if scope["path"].startswith("/v2/"):
+                payload: bytes | RawV2Request = RawV2Request(body, headers.get(INFERENCE_HEADER))
+            else:
+                payload = body
+            if not await self.dataplane.model_ready(model_name, True):
+                raise ModelNotReady(model_name)
+            response, response_headers = await self.dataplane.infer(
+                model_name=model_name, request=payload, headers=headers
+            )
+            response, encoding_headers = self.dataplane.encode(
+                model_name=model_name, response=response, headers=headers, req_attributes={}
+            )
+        except Exception as error:
+            await self._answer_error(scope, receive, send, error)
+            return
         response_headers.update(encoding_headers)
         response_headers.pop("content-length", None)
         if isinstance(response, bytes):  # V2 with binary outputs
-            return Response(content=response, headers=response_headers)
-        return ORJSONResponse(content=response, headers=response_headers)
+            content, media_type = response, None
+        else:
+            content = orjson.dumps(
+                response, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+            )
+            media_type = b"application/json"
+        raw_headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in response_headers.items()
+        ]
+        raw_headers.append((b"content-length", str(len(content)).encode()))
+        if media_type is not None and "content-type" not in response_headers:
+            raw_headers.append((b"content-type", media_type))
+        await send({"type": "http.response.start", "status": 200, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": content})
 
-    async def predict_v1(model_name: str, request: Request) -> Response:
-        return await answer(model_name, request, await request.body())
+    async def _answer_error(
+        self, scope: Scope, receive: Receive, send: Send, error: Exception
+    ) -> None:
+        for kind in type(error).__mro__:
+            handler = self.handlers.exception_handlers.get(kind)
+            if handler is not None:
+                response = await handler(Request(scope, receive), error)
+                await response(scope, receive, send)
+                if kind is Exception:  # as Starlette does: the server logs it
+                    raise error
+                return
+        raise error
 
-    async def infer_v2(model_name: str, request: Request) -> Response:
-        raw = RawV2Request(await request.body(), request.headers.get(INFERENCE_HEADER))
-        return await answer(model_name, request, raw)
 
-    app.add_api_route(
-        "/v1/models/{model_name}:predict", predict_v1, methods=["POST"], response_model=None
-    )
-    app.add_api_route(
-        "/v2/models/{model_name}/infer", infer_v2, methods=["POST"], response_model=None
-    )
+def _inference_model(scope: Scope) -> str | None:
+    """The model name of a V1 predict or V2 infer POST; None for any other request."""
+    if scope["type"] != "http" or scope["method"] != "POST":
+        return None
+    path = str(scope["path"])
+    for prefix, suffix in (("/v1/models/", ":predict"), ("/v2/models/", "/infer")):
+        if path.startswith(prefix) and path.endswith(suffix):
+            name = path[len(prefix) : len(path) - len(suffix)]
+            if name and "/" not in name:
+                return name
+    return None
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)

@@ -29,7 +29,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.model import Model
@@ -40,16 +40,17 @@ from stroke_mlops.registry.signing import SignatureError, public_key_from_env
 from stroke_mlops.serving.defaults import MAX_INSTANCES
 from stroke_mlops.serving.loading import ModelLoadError, fetch_model_dir, load_compiled_model
 from stroke_mlops.serving.metrics import ServingMetrics, count_missing, refusal_reason
-from stroke_mlops.serving.protocol.columns import columns_from_v1, columns_from_v2
+from stroke_mlops.serving.protocol.columns import Columns, columns_from_v1, columns_from_v2
 from stroke_mlops.serving.protocol.errors import InvalidRequestError
 from stroke_mlops.serving.protocol.strict_json import parse_json_body
 from stroke_mlops.serving.protocol.v2_request import RawV2Request, decode_v2_request
 from stroke_mlops.serving.request_log import RequestLogger, bounded_request_id, utc_timestamp
-from stroke_mlops.serving.scoring import CompiledModel
+from stroke_mlops.serving.scoring import CompiledModel, Predictions
 
 log = logging.getLogger(__name__)
 
 OUTPUT_NAMES = ("probability", "decision")
+RawPayload: TypeAlias = dict[str, Any] | InferRequest | RawV2Request | bytes
 MAX_ERROR_CHARS = 1000  # refusal messages (to the client and the store) are cut here
 
 
@@ -69,6 +70,19 @@ class RequestContext:
 current_request: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar(
     "stroke_request", default=None
 )
+
+
+@dataclass
+class ScoringRequest:
+    """One request between preprocess(), predict() and postprocess()."""
+
+    compiled: CompiledModel  # the model it was checked against, whatever load() does meanwhile
+    record: dict[str, Any]  # its request-log record, completed by postprocess()
+    started: float
+    columns: Columns
+    count: int
+    v2: InferRequest | None  # None for V1
+    predictions: Predictions | None = None
 
 
 def cap_message(message: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -139,10 +153,6 @@ class StrokeModel(Model):
         self.ready = False
         self.request_logger.close()
 
-    def validate(self, payload: Any) -> Any:
-        """Everything is validated in predict(), against the signature, with precise errors."""
-        return payload
-
     def get_input_types(self) -> list[dict[str, Any]]:
         specs = self._model().specs
         return [{"name": s.name, "datatype": s.datatype, "shape": [-1]} for s in specs]
@@ -153,17 +163,12 @@ class StrokeModel(Model):
             {"name": "decision", "datatype": "INT64", "shape": [-1]},
         ]
 
-    def predict(
-        self,
-        payload: dict[str, Any] | InferRequest | RawV2Request | bytes,
-        headers: dict[str, str] | None = None,
-        response_headers: dict[str, str] | None = None,
-    ) -> dict[str, Any] | InferResponse:
-        """Validate, encode and score a V1 body or a V2 request (one code path).
-
-        Raw bodies (V1 bytes, :class:`RawV2Request`) are decoded here, strictly, so a body that
-        does not decode is refused and recorded like any other invalid request.
-        """
+    def preprocess(
+        self, payload: RawPayload, headers: dict[str, str] | None = None
+    ) -> ScoringRequest:
+        """Decode a V1 body or a V2 request strictly and turn it into columns (KServe's first
+        step). Raw bodies (V1 bytes, :class:`RawV2Request`) are decoded here, so a body that
+        does not decode is refused and recorded like any other invalid request."""
         started = time.perf_counter()
         context = current_request.get()
         compiled = self._model()
@@ -172,7 +177,7 @@ class StrokeModel(Model):
         request_id, replaced = bounded_request_id((headers or {}).get("x-request-id") or v2_id)
         if context is not None:
             context.request_id, context.request_id_replaced = request_id, replaced
-            context.recorded = True  # this method records the request, good or bad
+            context.recorded = True  # this model records the request, good or bad
         record: dict[str, Any] = {
             "ts": utc_timestamp(),
             "request_id": request_id,
@@ -190,56 +195,98 @@ class StrokeModel(Model):
                     _use_request_id(record, context, payload.id)  # known once decoded
                 columns, count = columns_from_v2(payload.inputs, compiled.specs, self.max_instances)
                 _check_requested_outputs(payload)
+                v2 = payload
             else:
                 body = parse_json_body(payload) if isinstance(payload, bytes | str) else payload
                 columns, count = columns_from_v1(body, compiled.specs, self.max_instances)
-            predictions = compiled.predict(columns, count)
+                v2 = None
         except InvalidRequestError as error:
-            message = cap_message(str(error))
-            reason = refusal_reason(400, message)
-            record.update(
-                status="invalid",
-                http_status=400,
-                reason=reason,
-                error=message,
-                latency_ms=round((time.perf_counter() - started) * 1000, 3),
-            )
-            self.request_logger.log(record)
-            self.metrics.observe_refusal(reason)
-            raise InvalidInput(message) from error
+            raise self._refused(record, started, error) from error
+        return ScoringRequest(compiled, record, started, columns, count, v2)
+
+    def validate(self, payload: Any) -> Any:
+        """Everything is validated against the signature, with precise errors, in preprocess()
+        (shape and names) and predict() (values)."""
+        return payload
+
+    def predict(
+        self,
+        payload: ScoringRequest | RawPayload,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Check, encode and score the columns (KServe's second step).
+
+        Given a request instead of preprocess()'s result (a direct, in-process call), it runs
+        the three steps and returns the response.
+        """
+        if not isinstance(payload, ScoringRequest):
+            return self.postprocess(self.predict(self.preprocess(payload, headers), headers))
+        try:
+            payload.predictions = payload.compiled.predict(payload.columns, payload.count)
+        except InvalidRequestError as error:
+            raise self._refused(payload.record, payload.started, error) from error
+        return payload
+
+    def postprocess(
+        self,
+        result: ScoringRequest,
+        headers: dict[str, str] | None = None,
+        response_headers: dict[str, str] | None = None,
+    ) -> dict[str, Any] | InferResponse:
+        """The V1 body or V2 response; the request's record and metrics (KServe's last step)."""
+        predictions, count, record = result.predictions, result.count, result.record
+        assert predictions is not None  # predict() ran
         response: dict[str, Any] | InferResponse
-        if isinstance(payload, InferRequest):
+        if result.v2 is not None:
             response = InferResponse(
-                response_id=payload.id or record["request_id"],
+                response_id=result.v2.id or record["request_id"],
                 model_name=self.name,
-                model_version=compiled.version,
+                model_version=predictions.model_version,
                 infer_outputs=[
                     InferOutput("probability", [count], "FP64", data=predictions.probabilities),
                     InferOutput("decision", [count], "INT64", data=predictions.decisions),
                 ],
-                requested_outputs=payload.request_outputs,
-                use_binary_outputs=payload.use_binary_outputs,
+                requested_outputs=result.v2.request_outputs,
+                use_binary_outputs=result.v2.use_binary_outputs,
             )
         else:
             response = predictions.v1_body(self.name)
         record.update(
             status="ok",
             instances=count,
-            inputs=columns,
+            inputs=result.columns,
             outputs={
                 "probability": predictions.probabilities,
                 "decision": predictions.decisions,
             },
-            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+            latency_ms=round((time.perf_counter() - result.started) * 1000, 3),
         )
         self.request_logger.log(record)
         self.metrics.observe_predictions(
-            compiled.version,
+            predictions.model_version,
             predictions.probabilities,
             predictions.decisions,
-            count_missing(columns, self._nullable),
+            count_missing(result.columns, self._nullable),
         )
         return response
+
+    def _refused(
+        self, record: dict[str, Any], started: float, error: InvalidRequestError
+    ) -> InvalidInput:
+        """Record a refused request; the InvalidInput (HTTP 400) to raise."""
+        message = cap_message(str(error))
+        reason = refusal_reason(400, message)
+        record.update(
+            status="invalid",
+            http_status=400,
+            reason=reason,
+            error=message,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        self.request_logger.log(record)
+        self.metrics.observe_refusal(reason)
+        return InvalidInput(message)
 
     def record_refusal(self, context: RequestContext, status: int, message: str) -> None:
         """Record a request refused before predict() (no inputs: they may not even parse)."""

@@ -23,9 +23,9 @@ from stroke_mlops.data import schema
 from stroke_mlops.registry.signing import PUBLIC_KEY_ENV
 from stroke_mlops.serving.defaults import DEFAULT_HOST, MAX_INSTANCES
 from stroke_mlops.serving.http_app import (
+    InferenceEndpoints,
     RefusalRecorder,
     configure_server_logging,
-    install_inference_routes,
     install_refusal_handlers,
 )
 from stroke_mlops.serving.http_limits import (
@@ -59,15 +59,6 @@ class _ModelServer(ModelServer):
         self._recorded_model = recorded_model
         self._limits = limits
 
-    def start(self, models: list[Any]) -> None:
-        from kserve.model_server import app  # the FastAPI app every kserve.ModelServer serves
-
-        install_inference_routes(app, self.dataplane)
-        app.add_middleware(BodyLimitMiddleware, limits=self._limits)
-        if self._recorded_model is not None:  # outermost: it also sees the limits' 413 and 408
-            app.add_middleware(RefusalRecorder, model=self._recorded_model)
-        super().start(models)
-
     def setup_event_loop(self) -> None:
         from stroke_mlops.compat.kserve import configure_rest_server
 
@@ -75,9 +66,18 @@ class _ModelServer(ModelServer):
         configure_rest_server(
             self,
             configure_uvicorn=self._configure_uvicorn,
-            after_kserve_setup=install_refusal_handlers,  # ours replace KServe's
+            after_kserve_setup=self._install_ours,
         )
         super().setup_event_loop()
+
+    def _install_ours(self, app: Any) -> None:
+        """After KServe's set-up: our handlers replace KServe's, and our middleware goes in
+        front of KServe's (each added one becomes the outermost)."""
+        install_refusal_handlers(app)
+        app.add_middleware(InferenceEndpoints, dataplane=self.dataplane, handlers=app)
+        app.add_middleware(BodyLimitMiddleware, limits=self._limits)
+        if self._recorded_model is not None:  # outermost: it also sees the limits' 413 and 408
+            app.add_middleware(RefusalRecorder, model=self._recorded_model)
 
     def _configure_uvicorn(self, config: Any) -> None:
         config.host = self._host
