@@ -1,9 +1,10 @@
 """Every use of an upstream library's private names or internals, one module per upstream.
 
-The rest of the code uses only what kfp, kserve, uvicorn and minio document. Where only an
-internal will do, it lives in :mod:`kfp_local`, :mod:`kserve`, :mod:`uvicorn` or :mod:`minio`
-here, and each of those refuses to import on a version it was not tested with
-(:func:`require_tested`), so an upgrade fails loudly at start-up instead of misbehaving.
+The rest of the code uses only what kfp, kserve, uvicorn, minio and xgboost document. Where
+only an internal will do, it lives in :mod:`kfp_local`, :mod:`kserve`, :mod:`uvicorn`,
+:mod:`minio` or :mod:`xgboost` here, and each of those refuses to import on a version it was not
+tested with (:func:`require_tested`), so an upgrade fails loudly at start-up instead of
+misbehaving.
 To upgrade: read the new version's source of every name the module lists, adjust, and add the
 version to its ``TESTED``.
 
@@ -20,6 +21,7 @@ UPSTREAMS = {
     "stroke_mlops.compat.kserve": "kserve",
     "stroke_mlops.compat.uvicorn": "uvicorn",
     "stroke_mlops.compat.minio": "minio",
+    "stroke_mlops.compat.xgboost": "xgboost-cpu",
 }
 
 

@@ -407,17 +407,9 @@ def _compile_classifier(
             iteration_range = (0, int(classifier.best_iteration) + 1)
         except AttributeError:
             iteration_range = (0, 0)
-        missing = classifier.missing
+        from stroke_mlops.compat.xgboost import DensePredictor
 
-        def score_trees(encoded: np.ndarray) -> np.ndarray:
-            values = booster.inplace_predict(
-                encoded,
-                iteration_range=iteration_range,
-                predict_type="value",
-                missing=missing,
-                validate_features=False,
-            )
-            return np.asarray(values, dtype=np.float64).reshape(-1)
+        score_trees = DensePredictor(booster, iteration_range, classifier.missing)
 
         return score_trees, "XGBClassifier"
     if type(classifier).__name__ == "VotingClassifier":
