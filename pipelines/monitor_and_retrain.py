@@ -24,6 +24,7 @@ from components.collect_window import collect_window
 from components.decide_retraining import decide_retraining
 from components.monitor_window import monitor_window
 from pipelines.stroke_pipeline import ClusterConfig, build_pipeline, configure_task
+from stroke_mlops import settings
 
 LOOP_PIPELINE_NAME = "stroke-mlops-monitor-and-retrain"
 # Training-pipeline parameters the loop passes through (the gate's thresholds).
@@ -49,10 +50,10 @@ def build_loop_pipeline(cluster: ClusterConfig | None = None) -> Callable[..., A
     def monitor_and_retrain(
         store_uri: str,
         requests_uri: str,
-        window_hours: float = 24.0,
+        window_hours: float = settings.LOOP.window_hours,
         until: str = "",
-        min_rows: int = 200,
-        cooldown_hours: float = 24.0,
+        min_rows: int = settings.LOOP.min_rows,
+        cooldown_hours: float = settings.LOOP.cooldown_hours,
         min_recall: float = gate_defaults["min_recall"],
         min_precision: float = gate_defaults["min_precision"],
         min_roc_auc: float = gate_defaults["min_roc_auc"],

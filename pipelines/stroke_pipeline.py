@@ -32,6 +32,7 @@ from components.promote import promote
 from components.publish import publish
 from components.train import train
 from components.validate_data import enforce_contract, validate_data
+from stroke_mlops import settings
 from stroke_mlops.data.dataset import SplitFractions
 from stroke_mlops.deploy.kserve_objects import (
     SIGNING_PUBLIC_KEY_CONFIG_MAP,
@@ -55,9 +56,9 @@ _GATE = GateThresholds()
 class ClusterConfig:
     """How the pipeline's pods reach MinIO and pull the image inside a cluster."""
 
-    s3_secret: str = "stroke-mlops-s3"  # keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
-    s3_endpoint: str = "http://minio.stroke-mlops.svc.cluster.local:9000"
-    s3_region: str = "us-east-1"
+    s3_secret: str = settings.S3_CREDENTIALS_SECRET  # keys AWS_ACCESS_KEY_ID, ..._SECRET_...
+    s3_endpoint: str = settings.CLUSTER_S3_ENDPOINT
+    s3_region: str = settings.CLUSTER_S3_REGION
     image_pull_policy: str = "IfNotPresent"  # images are loaded into kind, not pulled
     network_retries: int = 3
     # Model signing (make cluster-app creates both in kubeflow): the private key only for publish,

@@ -20,7 +20,7 @@ SOURCE = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 # the few shared helpers below, and the compatibility modules (stroke_mlops.compat), which import
 # no stage.
 STAGES = ("data", "training", "registry", "serving", "monitoring", "deploy")
-SHARED_TOP_LEVEL = {f"{PACKAGE}.logs", f"{PACKAGE}.image", PACKAGE}
+SHARED_TOP_LEVEL = {f"{PACKAGE}.logs", f"{PACKAGE}.image", f"{PACKAGE}.settings", PACKAGE}
 COMPAT = f"{PACKAGE}.compat"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from stroke_mlops import settings
 from stroke_mlops.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -26,7 +27,7 @@ def add_commands(commands: Any) -> None:
     )
     deploy_.add_argument("--model-version", help="recorded as an annotation on the service")
     deploy_.add_argument("--name", default="stroke", help="InferenceService name (stroke)")
-    deploy_.add_argument("--namespace", default="stroke-mlops", help="namespace (stroke-mlops)")
+    deploy_.add_argument("--namespace", default=settings.NAMESPACE, help="namespace (%(default)s)")
     deploy_.add_argument("--image", help="serving image (default: the project image tag)")
     deploy_.add_argument("--dry-run", action="store_true", help="print the YAML, apply nothing")
     deploy_.set_defaults(handler=cmd_deploy)

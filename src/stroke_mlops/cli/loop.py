@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from stroke_mlops import settings
 from stroke_mlops.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -38,9 +39,9 @@ def add_commands(commands: Any) -> None:
         description="Compiles the loop with the cluster wiring and creates a recurring run: "
         "6-field cron (seconds first), at most one run at a time, no catch-up, caching off.",
     )
-    schedule.add_argument("--host", default="http://127.0.0.1:8888", help="KFP API")
+    schedule.add_argument("--host", default=settings.KFP_API, help="KFP API")
     schedule.add_argument("--ui-url", help="where you open the KFP UI (default: --host)")
-    schedule.add_argument("--experiment", default="stroke-mlops", help="KFP experiment name")
+    schedule.add_argument("--experiment", default=settings.KFP_EXPERIMENT, help="KFP experiment")
     schedule.add_argument(
         "--name", default="stroke-mlops-monitor-and-retrain", help="recurring run name"
     )
@@ -49,13 +50,15 @@ def add_commands(commands: Any) -> None:
         default="0 0 * * * *",
         help="6 fields, seconds first: '0 0 * * * *' is hourly at minute 0 (the default)",
     )
-    schedule.add_argument("--s3-secret", default="stroke-mlops-s3", help="MinIO credentials Secret")
+    schedule.add_argument(
+        "--s3-secret", default=settings.S3_CREDENTIALS_SECRET, help="MinIO credentials Secret"
+    )
     schedule.add_argument(
         "--s3-endpoint",
-        default="http://minio.stroke-mlops.svc.cluster.local:9000",
+        default=settings.CLUSTER_S3_ENDPOINT,
         help="MinIO endpoint as the pipeline pods see it",
     )
-    _add_loop_options(schedule, store="s3://stroke-mlops/models")
+    _add_loop_options(schedule, store=settings.CLUSTER_STORE_URI)
     schedule.set_defaults(handler=cmd_schedule)
 
     demo = commands.add_parser(
@@ -83,24 +86,27 @@ def _add_loop_options(parser: argparse.ArgumentParser, *, store: str | None = No
     where.add_argument(
         "--requests",
         required=store is None,
-        default=None if store is None else "s3://stroke-mlops/request-logs",
+        default=None if store is None else settings.CLUSTER_REQUEST_LOG_URI,
         help="request-log objects: a folder or s3://bucket/prefix",
     )
     loop = parser.add_argument_group("loop parameters")
     loop.add_argument(
-        "--window-hours", type=float, default=24.0, help="judge the last N hours of requests (24)"
+        "--window-hours",
+        type=float,
+        default=settings.LOOP.window_hours,
+        help="judge the last N hours of requests (%(default)g)",
     )
     loop.add_argument(
         "--min-rows",
         type=int,
-        default=200,
-        help="fewer rows is insufficient data: never drift, never retraining (200)",
+        default=settings.LOOP.min_rows,
+        help="fewer rows is insufficient data: never drift, never retraining (%(default)s)",
     )
     loop.add_argument(
         "--cooldown-hours",
         type=float,
-        default=24.0,
-        help="no retraining within N hours of a promotion or of the last attempt (24)",
+        default=settings.LOOP.cooldown_hours,
+        help="no retraining within N hours of a promotion or of the last attempt (%(default)g)",
     )
     gate = parser.add_argument_group("promotion gate (default: the training pipeline's)")
     gate.add_argument("--min-recall", type=float, default=None)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import Any
 
+from stroke_mlops import settings
 from stroke_mlops.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -34,7 +35,7 @@ def add_commands(commands: Any) -> None:
     )
     back.add_argument("version", help="the earlier version to put back in production")
     back.add_argument("--name", default="stroke", help="InferenceService name (stroke)")
-    back.add_argument("--namespace", default="stroke-mlops", help="namespace (stroke-mlops)")
+    back.add_argument("--namespace", default=settings.NAMESPACE, help="namespace (%(default)s)")
     for sub, handler in ((list_, cmd_models_list), (show, cmd_models_show),
                          (back, cmd_models_rollback)):  # fmt: skip
         sub.add_argument(

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from stroke_mlops import settings
 from stroke_mlops.cli.common import (
     EXIT_OK,
     iso_timestamp,
@@ -33,7 +34,8 @@ def add_commands(commands: Any) -> None:
         "--min-rows",
         type=int,
         default=None,
-        help="fewer rows than this is insufficient data, never drift (default 200)",
+        help="fewer rows than this is insufficient data, never drift "
+        f"(default {settings.LOOP.min_rows})",
     )
     monitor.set_defaults(handler=cmd_monitor)
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from stroke_mlops import settings
 from stroke_mlops.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -27,12 +28,12 @@ def add_commands(commands: Any) -> None:
     )
     compile_.add_argument(
         "--s3-secret",
-        default="stroke-mlops-s3",
+        default=settings.S3_CREDENTIALS_SECRET,
         help="Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY",
     )
     compile_.add_argument(
         "--s3-endpoint",
-        default="http://minio.stroke-mlops.svc.cluster.local:9000",
+        default=settings.CLUSTER_S3_ENDPOINT,
         help="MinIO endpoint as the pipeline pods see it",
     )
     compile_.set_defaults(handler=cmd_compile)
@@ -70,16 +71,16 @@ def add_commands(commands: Any) -> None:
     submit = commands.add_parser("submit", help="create a run on a KFP cluster (needs a checkout)")
     submit.add_argument(
         "--host",
-        default="http://127.0.0.1:8888",
+        default=settings.KFP_API,
         help="KFP API (e.g. a port-forward of ml-pipeline-ui)",
     )
     submit.add_argument(
         "--data",
-        default="s3://stroke-mlops/data/healthcare-dataset-stroke-data.csv",
+        default=settings.CLUSTER_DATA_URI,
         help="raw CSV URI as the pipeline pods see it",
     )
-    submit.add_argument("--store", default="s3://stroke-mlops/models", help="model store URI")
-    submit.add_argument("--experiment", default="stroke-mlops", help="KFP experiment name")
+    submit.add_argument("--store", default=settings.CLUSTER_STORE_URI, help="model store URI")
+    submit.add_argument("--experiment", default=settings.KFP_EXPERIMENT, help="KFP experiment")
     submit.add_argument(
         "--ui-url", help="where you open the KFP UI, for the printed run link (default: --host)"
     )

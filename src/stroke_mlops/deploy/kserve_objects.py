@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from stroke_mlops import settings
 from stroke_mlops.registry.signing import PUBLIC_KEY_ENV
 from stroke_mlops.registry.uris import (
     ACCESS_KEY_VARIABLE,
@@ -37,14 +38,14 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient, CustomObjectsApi
 
 # Names shared with manifests/, the pipeline and the docs: change them together.
-NAMESPACE = "stroke-mlops"
+NAMESPACE = settings.NAMESPACE
 INFERENCE_SERVICE_NAME = "stroke"
 SERVING_RUNTIME_NAME = "stroke-mlops-runtime"
 PREDICTOR_SERVICE_ACCOUNT = "stroke-predictor"
 MODEL_FORMAT = "stroke-mlops"
 MODEL_FORMAT_VERSION = "1"
-MODEL_MOUNT_PATH = "/mnt/models"  # where KServe's storage initializer puts storageUri
-HTTP_PORT = 8080
+MODEL_MOUNT_PATH = settings.MODEL_MOUNT_PATH
+HTTP_PORT = settings.HTTP_PORT
 PREDICTOR_CONTAINER_NAME = "kserve-container"
 # The pod listens on every interface (the Service and the probes reach the pod IP); the row
 # limit, and the body limit derived from it, keep the defaults every serve command shares.
@@ -71,10 +72,10 @@ SIGNING_PUBLIC_KEY_DIR = "/etc/stroke-mlops/signing"
 # and region match the pipeline's ClusterConfig; the keys come from the Secret the overlays
 # make in this namespace (keys AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
 REQUEST_LOG_URI_ENV = "STROKE_REQUEST_LOG_URI"
-CLUSTER_REQUEST_LOG_URI = "s3://stroke-mlops/request-logs"
-S3_CREDENTIALS_SECRET = "stroke-mlops-s3"
-CLUSTER_S3_ENDPOINT = f"http://minio.{NAMESPACE}.svc.cluster.local:9000"
-CLUSTER_S3_REGION = "us-east-1"
+CLUSTER_REQUEST_LOG_URI = settings.CLUSTER_REQUEST_LOG_URI
+S3_CREDENTIALS_SECRET = settings.S3_CREDENTIALS_SECRET
+CLUSTER_S3_ENDPOINT = settings.CLUSTER_S3_ENDPOINT
+CLUSTER_S3_REGION = settings.CLUSTER_S3_REGION
 
 KSERVE_GROUP = "serving.kserve.io"
 INFERENCE_SERVICE_API_VERSION = f"{KSERVE_GROUP}/v1beta1"

@@ -19,6 +19,7 @@ from typing import Any
 
 from kserve.model_server import ModelServer
 
+from stroke_mlops import settings
 from stroke_mlops.data import schema
 from stroke_mlops.registry.signing import PUBLIC_KEY_ENV
 from stroke_mlops.serving.defaults import DEFAULT_HOST, MAX_INSTANCES
@@ -39,8 +40,8 @@ from stroke_mlops.serving.metrics import ServingMetrics
 from stroke_mlops.serving.model import StrokeModel
 from stroke_mlops.serving.request_log import RequestLogger, RequestLogSink, writer_for
 
-DEFAULT_MODEL_URI = "/mnt/models"  # where KServe's storage initializer puts storageUri
-DEFAULT_HTTP_PORT = 8080
+DEFAULT_MODEL_URI = settings.MODEL_MOUNT_PATH
+DEFAULT_HTTP_PORT = settings.HTTP_PORT
 
 
 class _ModelServer(ModelServer):
