@@ -59,7 +59,6 @@ SERVE_ARGS = (
     "--host",
     POD_HOST,
 )
-DEFAULT_CANARY_NAME = "candidate"
 # The image's numeric USER (Dockerfile), stated again so Kubernetes enforces it.
 PREDICTOR_UID = 1000
 # The public key model signatures are verified with: a ConfigMap mounted read-only into the

@@ -161,7 +161,7 @@ KSERVE_SERVER_OPTIONS = (
 class _EnableGrpcAt(argparse.Action):
     """``--grpc-port N``: serve gRPC V2 on N (KServe's ``--grpc_port`` alone leaves it off)."""
 
-    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+    def __call__(self, parser: Any, namespace: Any, values: Any, _: Any = None) -> None:
         namespace.grpc_port, namespace.enable_grpc = values, True
 
 

@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 WriteObject = Callable[[str, bytes], None]
 
-PARTITION_PREFIX = "dt="
 _PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})$")
 MAX_REQUEST_ID_LENGTH = 128
 _REQUEST_ID = re.compile(rf"[A-Za-z0-9._:@/+=-]{{1,{MAX_REQUEST_ID_LENGTH}}}")

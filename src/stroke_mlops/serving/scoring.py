@@ -104,7 +104,6 @@ class CompiledModel:
         self.threshold = threshold
         self.version = version
         self.classifier = classifier
-        self._slots = slots
         self._score = score
         self._plan = tuple((spec, VALUE_READERS[spec.kind], slots[spec.name]) for spec in specs)
 
