@@ -4,9 +4,7 @@ a recurring run of the compiled loop, one at a time, no catch-up, caching off.""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,7 @@ from pipelines.monitor_and_retrain import compile_loop_pipeline
 from pipelines.stroke_pipeline import ClusterConfig
 from stroke_mlops.cli import main
 from stroke_mlops.image import project_image
-from tests.pipeline.test_submit import FakeKfpApi
+from tests.pipeline.test_submit import FakeKfpApi, serving
 
 
 class FakeKfpApiWithSchedules(FakeKfpApi):
@@ -39,13 +37,8 @@ class FakeKfpApiWithSchedules(FakeKfpApi):
 
 @pytest.fixture
 def kfp_api_with_schedules() -> Iterator[str]:
-    FakeKfpApi.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeKfpApiWithSchedules)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with serving(FakeKfpApiWithSchedules) as url:
+        yield url
 
 
 def test_schedule_creates_a_recurring_run_of_the_loop(

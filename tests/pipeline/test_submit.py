@@ -4,6 +4,7 @@ parameters, and `submit --wait` reports how the run ended."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -72,16 +73,25 @@ class FakeKfpApi(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def kfp_api() -> Iterator[str]:
+@contextlib.contextmanager
+def serving(api: type[FakeKfpApi]) -> Iterator[str]:
+    """The stand-in ``api`` on 127.0.0.1 (a free port), emptied of earlier requests; its URL."""
     FakeKfpApi.received = []
     FakeKfpApi.run_states = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeKfpApi)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), api)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def kfp_api() -> Iterator[str]:
+    with serving(FakeKfpApi) as url:
+        yield url
 
 
 def test_submit_creates_a_run_of_our_pipeline_with_its_parameters(

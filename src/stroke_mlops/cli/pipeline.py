@@ -100,92 +100,81 @@ def add_commands(commands: Any) -> None:
     submit.set_defaults(handler=cmd_submit)
 
 
-def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
-    # Defaults come from the library's dataclasses (the pipeline's signature uses the same).
+def _pipeline_options() -> dict[str, list[tuple[str, type, Any, str]]]:
+    """The training pipeline's parameters as options: (parameter, type, default, help), by group.
+    Defaults come from the library's dataclasses (the pipeline's signature uses the same)."""
     from stroke_mlops.data.dataset import SplitFractions
     from stroke_mlops.training.evaluate import EvaluationConfig
     from stroke_mlops.training.promotion_gate import GateThresholds
 
-    split, evaluation, thresholds = SplitFractions(), EvaluationConfig(), GateThresholds()
-    group = parser.add_argument_group("pipeline parameters")
-    group.add_argument(
-        "--seed",
-        type=int,
-        default=evaluation.seed,
-        help="split salt / CV / model seed (%(default)s)",
-    )
-    group.add_argument(
-        "--validation-fraction",
-        type=float,
-        default=split.validation,
-        help="share of rows for validation (%(default)s)",
-    )
-    group.add_argument(
-        "--test-fraction",
-        type=float,
-        default=split.test,
-        help="share of rows for the untouched test set, by a hash of the patient id (%(default)s)",
-    )
-    group.add_argument(
-        "--precision-floor",
-        type=float,
-        default=evaluation.precision_floor,
-        help="the threshold is the highest recall at precision >= this (%(default)s)",
-    )
-    group.add_argument(
-        "--threshold-margin",
-        type=float,
-        default=evaluation.threshold_margin,
-        help="extra precision demanded when choosing the threshold (%(default)s)",
-    )
-    gate = parser.add_argument_group("promotion gate")
-    gate.add_argument(
-        "--min-recall",
-        type=float,
-        default=thresholds.min_recall,
-        help="lower bound of the repeated-CV recall needed (%(default)s)",
-    )
-    gate.add_argument(
-        "--min-precision",
-        type=float,
-        default=thresholds.min_precision,
-        help="precision the CV and test estimates must not fall clearly below (%(default)s)",
-    )
-    gate.add_argument(
-        "--min-roc-auc",
-        type=float,
-        default=thresholds.min_roc_auc,
-        help="lower bound of the repeated-CV ROC AUC needed (%(default)s)",
-    )
-    gate.add_argument(
-        "--champion-tolerance",
-        type=float,
-        default=thresholds.champion_tolerance,
-        help="non-inferiority margin: how much worse than production (recall, ROC AUC; "
-        "paired lower bound) a challenger may be (%(default)s)",
-    )
-    gate.add_argument(
-        "--max-cv-recall-width",
-        type=float,
-        default=thresholds.max_cv_recall_width,
-        help="widest 90%% interval of the repeated-CV recall the gate will judge; wider "
-        "means too few strokes (%(default)s)",
-    )
+    split, evaluation, gate = SplitFractions(), EvaluationConfig(), GateThresholds()
+    return {
+        "pipeline parameters": [
+            ("seed", int, evaluation.seed, "split salt / CV / model seed"),
+            ("validation_fraction", float, split.validation, "share of rows for validation"),
+            (
+                "test_fraction",
+                float,
+                split.test,
+                "share of rows for the untouched test set, by a hash of the patient id",
+            ),
+            (
+                "precision_floor",
+                float,
+                evaluation.precision_floor,
+                "the threshold is the highest recall at precision >= this",
+            ),
+            (
+                "threshold_margin",
+                float,
+                evaluation.threshold_margin,
+                "extra precision demanded when choosing the threshold",
+            ),
+        ],
+        "promotion gate": [
+            ("min_recall", float, gate.min_recall, "lower bound of the repeated-CV recall needed"),
+            (
+                "min_precision",
+                float,
+                gate.min_precision,
+                "precision the CV and test estimates must not fall clearly below",
+            ),
+            (
+                "min_roc_auc",
+                float,
+                gate.min_roc_auc,
+                "lower bound of the repeated-CV ROC AUC needed",
+            ),
+            (
+                "champion_tolerance",
+                float,
+                gate.champion_tolerance,
+                "non-inferiority margin: how much worse than production (recall, ROC AUC; "
+                "paired lower bound) a challenger may be",
+            ),
+            (
+                "max_cv_recall_width",
+                float,
+                gate.max_cv_recall_width,
+                "widest 90%% interval of the repeated-CV recall the gate will judge; wider "
+                "means too few strokes",
+            ),
+        ],
+    }
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    for title, options in _pipeline_options().items():
+        group = parser.add_argument_group(title)
+        for name, kind, default, text in options:
+            flag = "--" + name.replace("_", "-")
+            group.add_argument(flag, type=kind, default=default, help=f"{text} (%(default)s)")
 
 
 def pipeline_arguments(args: argparse.Namespace) -> dict[str, Any]:
-    return {
-        "seed": args.seed,
-        "validation_fraction": args.validation_fraction,
-        "test_fraction": args.test_fraction,
-        "precision_floor": args.precision_floor,
-        "threshold_margin": args.threshold_margin,
-        "min_recall": args.min_recall,
-        "min_precision": args.min_precision,
-        "min_roc_auc": args.min_roc_auc,
-        "champion_tolerance": args.champion_tolerance,
-        "max_cv_recall_width": args.max_cv_recall_width,
-    }
+    """The training pipeline's arguments from the options add_pipeline_options added."""
+    names = [name for options in _pipeline_options().values() for name, *_ in options]
+    return {name: getattr(args, name) for name in names}
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
