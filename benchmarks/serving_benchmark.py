@@ -10,8 +10,8 @@ publishes it to a temporary model directory. It then measures, in-process, sklea
 ``predict_proba`` on a one-row DataFrame and our compiled path on 1 and 100 rows; starts the
 server (``python -m stroke_mlops.serving.predictor``, request logging on, as deployed) and
 sends, for V1 and V2, single-row and 100-row requests at concurrency 1 and 8, each scenario
-bounded by a request count and a time cap, one persistent HTTP connection per worker thread.
-It prints
+bounded by a request count and a time cap, one persistent HTTP connection (TCP_NODELAY) per
+worker thread. It prints
 p50/p99 latency and throughput. The client shares the machine (and its CPUs) with the server,
 so the figures are a floor for a real deployment, not a ceiling. The HTTP table also gives the
 server process's CPU time per request (user + system, from /proc): on a busy shared machine the
@@ -33,6 +33,7 @@ import argparse
 import http.client
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -150,6 +151,12 @@ def load(
 
     def worker(seed: int) -> None:
         connection = http.client.HTTPConnection(server.host, server.port, timeout=30)
+        connection.connect()
+        # http.client sends the headers and the body in two writes; with Nagle's algorithm the
+        # body then waits for the server's delayed ACK of the headers, and the figures measure
+        # TCP timers instead of the server. Load generators (wrk, hey) set TCP_NODELAY too.
+        assert connection.sock is not None
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         mine: list[float] = []
         failed = 0
         for warm in range(10):
