@@ -7,8 +7,7 @@ header size limit with httptools). ``uvicorn.Config(http=...)`` accepts a protoc
 (``uvicorn.protocols.http.httptools_impl``) and relies on its internals: the httptools parser
 callbacks (``on_message_begin``, ``on_url``, ``on_header``, ``on_headers_complete``,
 ``on_body``, ``on_message_complete``), ``on_response_complete``, and its ``transport``, ``loop``
-and ``pipeline`` attributes. Its transport is wrapped (:class:`_CoalescingTransport`) so a
-response's headers and body leave in one write.
+and ``pipeline`` attributes.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ class _HeaderGuardedProtocol(HttpToolsProtocol):
     _parsed_header_bytes: int
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(_CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        super().connection_made(transport)
         self._header_deadline: asyncio.TimerHandle | None = None
         self._start_headers()
         self._arm_header_deadline()
@@ -125,40 +124,6 @@ class _HeaderGuardedProtocol(HttpToolsProtocol):
         )
         self.transport.close()
         self._cancel_header_deadline()
-
-
-class _CoalescingTransport:
-    """The connection's transport, sending what is written in one event-loop step as one
-    write: uvicorn writes a response's headers and its body separately, two system calls
-    (and two TCP segments) where one does."""
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        if not self._pending:
-            self._loop.call_soon(self.flush)
-        self._pending.append(data)
-
-    def flush(self) -> None:
-        if not self._pending:
-            return
-        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-        self._pending.clear()
-        if not self._transport.is_closing():
-            self._transport.write(data)
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def is_closing(self) -> bool:
-        return self._transport.is_closing()
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._transport, name)
 
 
 def header_guarded_protocol(
