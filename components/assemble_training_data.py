@@ -14,21 +14,18 @@ def assemble_training_data(
 ) -> str:
     """Production's training CSV + labelled production rows, kept in the store by sha256;
     records the retraining attempt (the cool-down counts from it). Returns the data URI."""
-    import json
-    from dataclasses import asdict
-    from datetime import datetime
     from pathlib import Path
 
+    from stroke_mlops import steps
     from stroke_mlops.logs import configure_logging
-    from stroke_mlops.monitoring import retraining
 
     configure_logging()
-    assembled = retraining.assemble_training_data(
-        store_uri, requests_uri, until=datetime.fromisoformat(until)
+    uri, metadata = steps.assemble_retraining_data(
+        Path(summary.path),
+        store_uri=store_uri,
+        requests_uri=requests_uri,
+        until=until,
+        data_path=Path(training_data.path),
     )
-    retraining.record_attempt(
-        store_uri, retraining.attempt_record(assembled, json.loads(Path(summary.path).read_text()))
-    )
-    Path(training_data.path).write_bytes(retraining.read_kept_dataset(store_uri, assembled.sha256))
-    training_data.metadata.update(asdict(assembled))
-    return assembled.uri
+    training_data.metadata.update(metadata)
+    return uri

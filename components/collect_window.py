@@ -12,9 +12,8 @@ def collect_window(
     until: str,
 ) -> NamedTuple("Window", [("since", str), ("until", str), ("objects", int)]):  # type: ignore[valid-type]
     """Resolve the window [until - window_hours, until) (until "" = now) and list its logs."""
+    from stroke_mlops import steps
     from stroke_mlops.logs import configure_logging
-    from stroke_mlops.monitoring.retraining import collect_window as collect
 
     configure_logging()
-    window = collect(requests_uri, window_hours=window_hours, until=until)
-    return (window.since, window.until, window.objects)
+    return steps.collect_request_window(requests_uri, window_hours=window_hours, until=until)

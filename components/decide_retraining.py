@@ -9,18 +9,17 @@ def decide_retraining(
     summary: Input[Artifact], store_uri: str, cooldown_hours: float, decision: Output[Markdown]
 ) -> bool:
     """Retrain when the monitor recommends it and no cool-down holds it back."""
-    import json
     from pathlib import Path
 
+    from stroke_mlops import steps
     from stroke_mlops.logs import configure_logging
-    from stroke_mlops.monitoring.retraining import decide_retraining as decide
 
     configure_logging()
-    result = decide(
-        json.loads(Path(summary.path).read_text()),
+    retrain, metadata = steps.decide_on_retraining(
+        Path(summary.path),
         store_uri=store_uri,
         cooldown_hours=cooldown_hours,
+        decision_path=Path(decision.path),
     )
-    Path(decision.path).write_text(result.to_markdown())
-    decision.metadata.update({"retrain": result.retrain, "reason": result.reason})
-    return result.retrain
+    decision.metadata.update(metadata)
+    return retrain

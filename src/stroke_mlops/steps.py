@@ -11,7 +11,7 @@ import html
 import json
 import logging
 import tempfile
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -429,3 +429,106 @@ def infra_validate_version(store_uri: str, version: str, report_path: Path) -> d
         "startup_seconds": result.startup_seconds,
         "total_seconds": result.total_seconds,
     }
+
+
+# --------------------------------------------------------------------------------------------
+# The monitor-and-retrain loop
+
+
+def collect_request_window(
+    requests_uri: str, *, window_hours: float, until: str
+) -> tuple[str, str, int]:
+    """The window [until - window_hours, until) (until "" = now): since, until, log objects."""
+    from stroke_mlops.monitoring.retraining import collect_window
+
+    window = collect_window(requests_uri, window_hours=window_hours, until=until)
+    return window.since, window.until, window.objects
+
+
+@dataclass(frozen=True)
+class WindowVerdict:
+    """What the monitor step reports: KFP metrics, the summary's metadata, its outputs."""
+
+    metrics: dict[str, float]
+    metadata: dict[str, Any]
+    recommendation: str
+    drift_detected: bool
+
+
+def monitor_request_window(
+    store_uri: str,
+    requests_uri: str,
+    *,
+    since: str,
+    until: str,
+    min_rows: int,
+    summary_path: Path,
+    report_path: Path,
+) -> WindowVerdict:
+    """Judge the window against the production version's reference set; writes the monitor's
+    summary.json and HTML report to the given paths."""
+    import shutil
+
+    from stroke_mlops.monitoring.monitor import REPORT_FILE, SUMMARY_FILE, run_monitor
+
+    with tempfile.TemporaryDirectory(prefix="monitor-") as scratch:
+        result = run_monitor(
+            store_uri,
+            requests_uri,
+            Path(scratch),
+            since=datetime.fromisoformat(since),
+            until=datetime.fromisoformat(until),
+            min_rows=min_rows,
+        )
+        shutil.copyfile(Path(scratch) / SUMMARY_FILE, summary_path)
+        shutil.copyfile(Path(scratch) / REPORT_FILE, report_path)
+    metrics: dict[str, float] = {
+        "rows": result.rows,
+        "drift_detected": int(result.drift_detected),
+        "drifted_features": len(result.drifted_features),
+    }
+    for feature in result.features:
+        if feature.verdict in ("drift", "no drift"):
+            metrics[f"{feature.name}_adjusted_p"] = round(feature.adjusted_p_value, 6)
+    return WindowVerdict(
+        metrics=metrics,
+        metadata={
+            "model_version": result.model_version,
+            "recommendation": result.recommendation,
+            "drifted_features": result.drifted_features,
+            "reasons": result.reasons,
+        },
+        recommendation=result.recommendation,
+        drift_detected=result.drift_detected,
+    )
+
+
+def decide_on_retraining(
+    summary_path: Path, *, store_uri: str, cooldown_hours: float, decision_path: Path
+) -> tuple[bool, dict[str, Any]]:
+    """Retrain when the monitor recommends it and no cool-down holds it back; writes the
+    decision's Markdown. Returns (retrain, metadata)."""
+    from stroke_mlops.monitoring.retraining import decide_retraining
+
+    result = decide_retraining(
+        json.loads(summary_path.read_text()), store_uri=store_uri, cooldown_hours=cooldown_hours
+    )
+    decision_path.write_text(result.to_markdown())
+    return result.retrain, {"retrain": result.retrain, "reason": result.reason}
+
+
+def assemble_retraining_data(
+    summary_path: Path, *, store_uri: str, requests_uri: str, until: str, data_path: Path
+) -> tuple[str, dict[str, Any]]:
+    """Production's training CSV + labelled production rows, kept in the store by sha256,
+    written to ``data_path``; records the attempt (the cool-down counts from it).
+    Returns (the kept data's URI, its metadata)."""
+    from stroke_mlops.monitoring import retraining
+
+    assembled = retraining.assemble_training_data(
+        store_uri, requests_uri, until=datetime.fromisoformat(until)
+    )
+    attempt = retraining.attempt_record(assembled, json.loads(summary_path.read_text()))
+    retraining.record_attempt(store_uri, attempt)
+    data_path.write_bytes(retraining.read_kept_dataset(store_uri, assembled.sha256))
+    return assembled.uri, asdict(assembled)
