@@ -15,10 +15,14 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KSERVE_ADMIT = REPO_ROOT / "tools" / "platform" / "bin" / "kserve-admit"
 
-needs_kserve_admit = pytest.mark.skipif(
-    not KSERVE_ADMIT.is_file(),
-    reason=f"{KSERVE_ADMIT.relative_to(REPO_ROOT)} is not built: run 'make platform-tools'",
-)
+
+def require_kserve_admit() -> None:
+    """Skip the calling test module, in one line saying how to build the tool, when it is absent."""
+    if not KSERVE_ADMIT.is_file():
+        pytest.skip(
+            f"{KSERVE_ADMIT.relative_to(REPO_ROOT)} is not built: run 'make platform-tools'",
+            allow_module_level=True,
+        )
 
 
 @dataclass(frozen=True)

@@ -19,12 +19,12 @@ from tests.platform_tools.platform_bin import (
     KSERVE_ADMIT,
     REPO_ROOT,
     kserve_admit,
-    needs_kserve_admit,
+    require_kserve_admit,
 )
 from tools.kserve_admission import check_objects
 from tools.validate_k8s import render_kustomize
 
-pytestmark = needs_kserve_admit
+require_kserve_admit()
 
 URI = "s3://stroke-mlops/models/stroke/versions/20260101-abc/"
 KSERVE_KINDS = {"InferenceService", "ServingRuntime", "ClusterServingRuntime", "InferenceGraph"}
@@ -246,3 +246,28 @@ def test_unreadable_input_exits_2(tmp_path: Path) -> None:
         done = subprocess.run([str(KSERVE_ADMIT), str(path)], capture_output=True, text=True)
         assert done.returncode == 2, done.stdout + done.stderr
         assert "unreadable input" in done.stderr
+
+
+def _graph(weights: tuple[int, int]) -> dict[str, Any]:
+    steps = [
+        {"serviceName": "stroke", "weight": weights[0]},
+        {"serviceName": "stroke-candidate", "weight": weights[1]},
+    ]
+    return {
+        "apiVersion": "serving.kserve.io/v1alpha1",
+        "kind": "InferenceGraph",
+        "metadata": {"name": "stroke-split", "namespace": "stroke-mlops"},
+        "spec": {"nodes": {"root": {"routerType": "Splitter", "steps": steps}}},
+    }
+
+
+def test_inference_graph_validator_and_the_transcription_agree() -> None:
+    assert kserve_admit([_graph((90, 10))]).returncode == 0
+    assert check_objects([_graph((90, 10))]) == []
+    verdict = kserve_admit([_graph((90, 20))])
+    message = (
+        "InferenceGraph[stroke-split] Node[root] splitter node: the sum of traffic weights for "
+        "all routing targets should be 100"
+    )
+    assert verdict.returncode == 1 and message in verdict.output, verdict.output
+    assert [p.message for p in check_objects([_graph((90, 20))])] == [message]
