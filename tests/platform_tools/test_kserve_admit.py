@@ -86,6 +86,20 @@ def test_every_deploy_dry_run_variant_is_admitted(uri: str, extra: list[str]) ->
     assert len(verdict.admitted) == 2
 
 
+def test_the_pipeline_deploy_steps_manifest_is_admitted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stroke_mlops.steps import deploy_version
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)  # write the YAML, apply nothing
+    manifest = tmp_path / "kserve.yaml"
+    deploy_version(URI, version="20260101-abc", manifest_path=manifest)
+    objects = [o for o in yaml.safe_load_all(manifest.read_text()) if o]
+    verdict = kserve_admit(objects)
+    assert verdict.returncode == 0, verdict.output
+    assert len(verdict.admitted) == 2
+
+
 def test_defaulted_objects_are_written_with_o(tmp_path: Path) -> None:
     verdict = kserve_admit([_runtime(), _isvc()], "-o", str(tmp_path))
     assert verdict.returncode == 0, verdict.output
