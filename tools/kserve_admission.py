@@ -79,9 +79,21 @@ def _storage_uri(predictor: Mapping[str, Any]) -> str | None:
     return None
 
 
+# DEF:231-262: the defaulter's switch order; the first framework set replaces ``model``.
+_REWRITE_ORDER = (
+    "sklearn", "tensorflow", "xgboost", "pytorch", "triton", "onnx", "huggingface", "pmml",
+    "lightgbm", "paddle",
+)  # fmt: skip
+
+
 def _implementations(predictor: Mapping[str, Any]) -> list[str]:
-    # REF V10 (PRED:168-201): framework fields + model + a custom container implementation.
+    # REF V10 (PRED:168-201): framework fields + model + a custom container implementation,
+    # counted after M3: the first framework field set (in DEF's switch order) is rewritten to
+    # ``model``, overwriting any ``model`` already there, so sklearn + model is admitted.
     found = [f for f in (*_FRAMEWORKS, "model") if predictor.get(f) is not None]
+    rewritten = next((f for f in _REWRITE_ORDER if predictor.get(f) is not None), None)
+    if rewritten is not None and "model" in found:
+        found.remove(rewritten)
     containers = predictor.get("containers") or []
     if containers and (not found or any(c.get("name") == "kserve-container" for c in containers)):
         found.append("containers")
@@ -129,11 +141,12 @@ def check_inference_service(isvc: Mapping[str, Any]) -> list[AdmissionProblem]:
     def refuse(rule: str, message: str) -> None:
         problems.append(AdmissionProblem("InferenceService", name, rule, message))
 
-    # REF D1/D4 (CONST:559-587, CFG:365-394): an unknown mode cannot be served.
+    # REF D1-D3 (DEF:164-186): legacy names are mapped; an absent annotation gets the configured
+    # default (Standard, as we install KServe). An unknown value is not refused: KServe's webhooks
+    # admit it and the controller falls back to the configured default (CU:224-248), as
+    # tools/platform/bin/kserve-admit (KServe's own code) shows.
     raw_mode = annotations.get(DEPLOYMENT_MODE_ANNOTATION)
-    mode = _MODE_ALIASES.get(raw_mode) if raw_mode is not None else None
-    if raw_mode is not None and mode is None:
-        refuse("D1", f"unknown deployment mode {raw_mode!r}; use Standard")
+    mode = _MODE_ALIASES.get(raw_mode, raw_mode) if raw_mode is not None else "Standard"
     # V1 (VAL:44-56, 469-474)
     if not _NAME.match(name):
         refuse(

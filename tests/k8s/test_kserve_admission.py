@@ -62,13 +62,12 @@ ISVC_CASES: list[tuple[str, Callable[[dict[str, Any]], Any], str]] = [
      "[kpa] is not a supported autoscaler class type"),
     ("V3", _set("spec.predictor.model.env", [{"name": "PYTHONPATH", "value": "/x"}]),
      "setting PYTHONPATH in container"),
-    ("V10", _set("spec.predictor.sklearn", {"storageUri": URI}),
+    ("V10", lambda o: o["spec"]["predictor"].update(
+        {"sklearn": {"storageUri": URI}, "xgboost": {"storageUri": URI}}),
      "exactly one of [Name, SKLearn"),
     ("V12", lambda o: o["spec"]["predictor"].update({"minReplicas": 3, "maxReplicas": 2}),
      "'MinReplicas' cannot be greater than MaxReplicas"),
     ("U1", _set("spec.predictor.model.storageUri", "ftp://host/m/"), "StorageURI not supported"),
-    ("D1", _set("metadata.annotations", {"serving.kserve.io/deploymentMode": "Raw"}),
-     "unknown deployment mode 'Raw'"),
 ]  # fmt: skip
 
 

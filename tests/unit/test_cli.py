@@ -73,6 +73,16 @@ def test_deploy_dry_run_prints_the_inference_service(capsys: pytest.CaptureFixtu
     assert predictor["serviceAccountName"] == "stroke-predictor"
 
 
+def test_deploy_dry_run_puts_the_runtime_beside_the_service(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # A ServingRuntime is namespaced: KServe's controller looks for it in the service's namespace.
+    uri = "s3://stroke-mlops/models/stroke/versions/v1/"
+    assert main(["deploy", "--model-uri", uri, "--namespace", "models", "--dry-run"]) == 0
+    objects = [o for o in yaml.safe_load_all(capsys.readouterr().out) if o]
+    assert {o["metadata"]["namespace"] for o in objects} == {"models"}
+
+
 def test_deploy_bad_uri_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["deploy", "--model-uri", "ftp://host/model", "--dry-run"]) == 2
     err = capsys.readouterr().err

@@ -43,7 +43,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         namespace=args.namespace,
         model_version=args.model_version,
     )
-    objects = [kserve_objects.build_serving_runtime(args.image or project_image()), service]
+    # The ServingRuntime is namespaced: the service finds it only in its own namespace.
+    runtime = kserve_objects.build_serving_runtime(
+        args.image or project_image(), namespace=args.namespace
+    )
+    objects = [runtime, service]
     if args.dry_run:
         print(kserve_objects.render_yaml(objects), end="")
         return EXIT_OK
