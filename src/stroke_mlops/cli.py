@@ -245,6 +245,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(kserve_objects.render_yaml(objects), end="")
         return EXIT_OK
+    if args.apply:
+        from stroke_mlops.deploy.live_apply import apply_from_cli
+
+        return apply_from_cli([service], timeout=args.timeout)
     result = kserve_objects.apply_objects([service], namespace=args.namespace)
     print(result.message)
     return EXIT_OK if result.applied else EXIT_FAILED
@@ -344,6 +348,10 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
     service = kserve_objects.build_inference_service(
         pointer.uri, name=args.name, namespace=args.namespace, model_version=pointer.version
     )
+    if args.apply:
+        from stroke_mlops.deploy.live_apply import apply_from_cli
+
+        return apply_from_cli([service])
     if not os.environ.get("KUBERNETES_SERVICE_HOST"):
         print(
             "not redeployed (not inside a cluster); to serve it now: stroke-mlops deploy "
@@ -697,6 +705,15 @@ def build_parser() -> argparse.ArgumentParser:
     deploy_.add_argument("--namespace", default="stroke-mlops", help="namespace (stroke-mlops)")
     deploy_.add_argument("--image", help="serving image (default: the project image tag)")
     deploy_.add_argument("--dry-run", action="store_true", help="print the YAML, apply nothing")
+    deploy_.add_argument(
+        "--apply",
+        action="store_true",
+        help="server-side apply the InferenceService to the current kubeconfig and wait for "
+        "KServe to reconcile it (exit 1 with the API server's or KServe's message if refused)",
+    )
+    deploy_.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for reconcile (120)"
+    )
     deploy_.set_defaults(handler=cmd_deploy)
 
     monitor = commands.add_parser(
@@ -754,6 +771,9 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("version", help="the earlier version to put back in production")
     back.add_argument("--name", default="stroke", help="InferenceService name (stroke)")
     back.add_argument("--namespace", default="stroke-mlops", help="namespace (stroke-mlops)")
+    back.add_argument(
+        "--apply", action="store_true", help="redeploy through the current kubeconfig (as deploy)"
+    )
     for sub, handler in ((list_, cmd_models_list), (show, cmd_models_show),
                          (back, cmd_models_rollback)):  # fmt: skip
         sub.add_argument(
