@@ -111,6 +111,12 @@ def test_deploy_apply_is_reconciled_into_a_deployment_service_and_mutated_pod(
 
     (init,) = [c for c in spec.init_containers if c.name == "storage-initializer"]
     assert init.args == [MODEL_URI, "/mnt/models"]
+    # From KServe's ClusterStorageContainer "default", as its Helm chart installs it.
+    assert init.image == "kserve/storage-initializer:v0.20.0"
+    assert (init.security_context.run_as_non_root, init.security_context.capabilities.drop) == (
+        True,
+        ["ALL"],
+    )
     init_env = env_of(init)
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         ref = init_env[key].value_from.secret_key_ref

@@ -43,6 +43,10 @@ KSERVE_CRD_FILES = (
     "config/crd/full/clusterstoragecontainer/serving.kserve.io_clusterstoragecontainers.yaml",
 )
 KSERVE_CONFIGMAP_FILE = "config/configmap/inferenceservice.yaml"
+# KServe's Helm chart (what mk/cluster.mk installs) also creates this ClusterStorageContainer; the
+# pod mutator takes the storage initializer from it for s3:// URIs.
+KSERVE_STORAGE_CONTAINER_FILE = "charts/kserve-resources/files/common/storagecontainer.yaml"
+KSERVE_HELM_VALUES_FILE = "charts/kserve-resources/values.yaml"
 KSERVE_WEBHOOKS_FILE = "config/webhook/manifests.yaml"
 FIELD_MANAGER = "stroke-mlops-platform"
 PORT_NAMES = ("etcd_client", "etcd_peer", "apiserver", "controller_manager", "kserve_webhook",
@@ -149,6 +153,20 @@ def inference_service_config(module_dir: Path) -> dict[str, Any]:
     data["ingress"] = json.dumps(ingress)
     configmap["metadata"]["namespace"] = KSERVE_NAMESPACE
     return dict(configmap)
+
+
+def default_storage_container(module_dir: Path) -> dict[str, Any]:
+    """KServe's ClusterStorageContainer ``default`` as its Helm chart renders it with default
+    values (files/common/storagecontainer-patch.yaml): the image tagged with the chart's KServe
+    version and the chart's container securityContext."""
+    storage_container = yaml.safe_load((module_dir / KSERVE_STORAGE_CONTAINER_FILE).read_text())
+    values = yaml.safe_load((module_dir / KSERVE_HELM_VALUES_FILE).read_text())["kserve"]
+    storage = values["storage"]
+    container = storage_container["spec"]["container"]
+    container["image"] = f"{storage['image']}:{storage['tag'] or values['version']}"
+    container["resources"] = storage["resources"]
+    container["securityContext"] = storage["containerSecurityContext"]
+    return dict(storage_container)
 
 
 def webhook_configurations(module_dir: Path, port: int, ca_bundle: bytes) -> list[dict[str, Any]]:
@@ -296,7 +314,8 @@ def _start_all(layout: Layout, deadline: float, log: Any) -> None:
                      "metadata": {"name": KSERVE_NAMESPACE}}  # fmt: skip
         _server_side_apply(api_client, [namespace, *crds, inference_service_config(module_dir)])
         _wait_crds_established(api_client, [crd["metadata"]["name"] for crd in crds], deadline)
-        log("platform: KServe v0.20.0 CRDs and inferenceservice-config (Standard) installed")
+        _server_side_apply(api_client, [default_storage_container(module_dir)])
+        log("platform: KServe v0.20.0 CRDs, inferenceservice-config, storage container installed")
 
         kcm = processes.start(directory, "kube-controller-manager", [
             str(BIN_DIR / "kube-controller-manager"), "--kubeconfig", str(kcm_kubeconfig),
