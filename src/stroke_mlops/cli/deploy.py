@@ -30,6 +30,15 @@ def add_commands(commands: Any) -> None:
     deploy_.add_argument("--namespace", default=settings.NAMESPACE, help="namespace (%(default)s)")
     deploy_.add_argument("--image", help="serving image (default: the project image tag)")
     deploy_.add_argument("--dry-run", action="store_true", help="print the YAML, apply nothing")
+    deploy_.add_argument(
+        "--apply",
+        action="store_true",
+        help="server-side apply the InferenceService to the current kubeconfig and wait for "
+        "KServe to reconcile it (exit 1 with the API server's or KServe's message if refused)",
+    )
+    deploy_.add_argument(
+        "--timeout", type=float, default=120.0, help="seconds to wait for reconcile (120)"
+    )
     deploy_.set_defaults(handler=cmd_deploy)
 
 
@@ -51,6 +60,10 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     if args.dry_run:
         print(kserve_objects.render_yaml(objects), end="")
         return EXIT_OK
+    if args.apply:
+        from stroke_mlops.deploy.live_apply import apply_from_cli
+
+        return apply_from_cli([service], timeout=args.timeout)
     result = kserve_objects.apply_objects([service], namespace=args.namespace)
     print(result.message)
     return EXIT_OK if result.applied else EXIT_FAILED

@@ -36,6 +36,9 @@ def add_commands(commands: Any) -> None:
     back.add_argument("version", help="the earlier version to put back in production")
     back.add_argument("--name", default="stroke", help="InferenceService name (stroke)")
     back.add_argument("--namespace", default=settings.NAMESPACE, help="namespace (%(default)s)")
+    back.add_argument(
+        "--apply", action="store_true", help="redeploy through the current kubeconfig (as deploy)"
+    )
     for sub, handler in ((list_, cmd_models_list), (show, cmd_models_show),
                          (back, cmd_models_rollback)):  # fmt: skip
         sub.add_argument(
@@ -91,6 +94,10 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
     service = kserve_objects.build_inference_service(
         pointer.uri, name=args.name, namespace=args.namespace, model_version=pointer.version
     )
+    if args.apply:
+        from stroke_mlops.deploy.live_apply import apply_from_cli
+
+        return apply_from_cli([service])
     if not os.environ.get("KUBERNETES_SERVICE_HOST"):
         print(
             "not redeployed (not inside a cluster); to serve it now: stroke-mlops deploy "
