@@ -141,3 +141,46 @@ def test_soft_vote_oof_is_the_mean_of_its_members_oof(split: dataset.PatientSpli
     vote = train.build_soft_vote({name: (pipe, oofs[name]) for name, pipe in members.items()})
     vote_oof = cross_val_predict(vote, X, y, cv=splitter, method="predict_proba")[:, 1]
     np.testing.assert_allclose(vote_oof, np.mean(list(oofs.values()), axis=0), atol=1e-12)
+
+
+def test_search_shortcuts_give_the_scores_a_plain_cross_validation_gives(
+    split: dataset.PatientSplit,
+) -> None:
+    """The search encodes each fold once for every candidate and scores XGBoost's smaller
+    n_estimators from the larger fit's first trees; the result must be what GridSearchCV and
+    cross_val_predict of each pipeline give on the same folds."""
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = dataset.features_and_target(split.train)
+    grid_candidates = (
+        SMALL[0],
+        train.Candidate(
+            "xgboost",
+            train.CANDIDATES[1].make_classifier,
+            {"classifier__max_depth": (2, 3), "classifier__n_estimators": (30, 60)},
+        ),
+    )
+    result = train.train_candidates(
+        X, y, seed=4, precision_floor=0.15, folds=3, cv_repeats=2, candidates=grid_candidates
+    )
+    splitter = StratifiedKFold(n_splits=3, shuffle=True, random_state=4)
+    imbalance = float((len(y) - y.sum()) / y.sum())
+    oofs = []
+    for candidate, found in zip(grid_candidates, result.candidates, strict=False):
+        search = GridSearchCV(
+            train.build_model_pipeline(candidate.make_classifier(4, imbalance)),
+            dict(candidate.grid),
+            scoring="average_precision",
+            cv=splitter,
+        ).fit(X, y)
+        assert found.best_params == {
+            k.removeprefix("classifier__"): v for k, v in search.best_params_.items()
+        }
+        assert found.cv_average_precision == pytest.approx(search.best_score_, abs=1e-5)
+        oofs.append(
+            cross_val_predict(search.best_estimator_, X, y, cv=splitter, method="predict_proba")[
+                :, 1
+            ]
+        )
+    expected = {"logistic_regression": oofs[0], "xgboost": oofs[1], "soft_vote": np.mean(oofs, 0)}
+    np.testing.assert_allclose(result.oof_scores[0], expected[result.selected], atol=1e-6)
