@@ -226,7 +226,7 @@ def gate_candidate(
     """
     result = evaluate.Evaluation.from_json(evaluation_path.read_text())
     evidence = promotion_gate.ChallengerEvidence.from_evaluation(
-        result.cross_validated, result.test, result.intervals
+        result.cross_validated, result.test, result.intervals, result.threshold_choice
     )
     champion = (
         compare_champion(store_uri, model_path, result, read_part(test_path)) if store_uri else None

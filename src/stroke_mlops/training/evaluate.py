@@ -3,14 +3,17 @@
 The model is searched and fitted on the development rows (train + validation). The threshold
 is chosen on scores of rows the scoring model did not train on: the out-of-fold scores of
 every development row from the CV of the chosen candidate (about 200 strokes; the validation
-split alone has about 50, too few for a precision estimate to hold). The test set is touched
-once, at the end.
+split alone has about 50, too few for a precision estimate to hold). It is the highest-recall
+threshold whose out-of-fold precision has its one-sided lower confidence bound
+(``EvaluationConfig.precision_confidence``) at or above the floor, so the promise "precision
+≥ floor" holds on new patients with that confidence, not only on the rows that chose it. The
+test set is touched once, at the end.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +35,9 @@ class EvaluationConfig:
 
     precision_floor: float = 0.15
     threshold_margin: float = 0.0
+    # The threshold is the highest-recall one whose out-of-fold precision has its one-sided
+    # lower confidence bound at this level at or above the floor (the promise on new patients).
+    precision_confidence: float = 0.90
     bootstrap_resamples: int = 1000
     seed: int = 42
 
@@ -102,19 +108,19 @@ def evaluate_model(
             f"{oof_scores.shape[1]} out-of-fold scores for {len(y_development)} development rows"
         )
     repeats = len(oof_scores)
-    choice = metrics.select_threshold(
-        np.tile(y_development, repeats),
-        oof_scores.ravel(),
+    choice = metrics.select_confident_threshold(
+        y_development,
+        oof_scores,
         precision_floor=config.precision_floor,
+        confidence=config.precision_confidence,
         margin=config.threshold_margin,
     )
-    # Rows and strokes of the development set (the stacked repeats are the same patients).
-    choice = replace(choice, rows=len(y_development), positives=int(y_development.sum()))
     estimate = metrics.cross_validated_estimate(
         y_development,
         oof_scores,
         precision_floor=config.precision_floor,
         margin=config.threshold_margin,
+        confidence=config.precision_confidence,
         seed=config.seed,
         resamples=config.bootstrap_resamples,
     )
@@ -256,6 +262,8 @@ def render_model_card(
     )
     cm = evaluation.confusion_matrix
     floor = evaluation.config.get("precision_floor", 0.15)
+    choice = evaluation.threshold_choice
+    confidence = choice.get("confidence", 0.0)
     cross_validated = _cross_validated_section(evaluation.cross_validated)
     return f"""# Model card: stroke risk — version `{version}`
 
@@ -271,10 +279,12 @@ public Kaggle dataset of 5,110 patients of unknown provenance, not validated cli
   one-hot categories, classifier — `soft_vote` averages the logistic regression's and
   XGBoost's probabilities; the preprocessing ships inside the artifact), fitted on the train +
   validation rows
-- Decision threshold: **{evaluation.threshold:.4f}** — the highest recall whose precision holds
-  at ≥ {floor:.0%} on a plateau, chosen on the out-of-fold scores of the
-  {evaluation.threshold_choice["rows"]} train + validation rows
-  ({evaluation.threshold_choice["positives"]} strokes)
+- Decision threshold: **{evaluation.threshold:.4f}** — the highest recall whose out-of-fold
+  precision ({choice["precision"]:.3f}) has its one-sided {confidence:.0%} lower confidence
+  bound ({choice.get("precision_lower_bound", 0.0):.3f}) at ≥ {floor:.0%}, chosen on the
+  out-of-fold scores of the {choice["rows"]} train + validation rows ({choice["positives"]}
+  strokes): precision on new patients like these is ≥ {floor:.0%} with {confidence:.0%}
+  confidence
 
 | candidate | best parameters | CV PR AUC | OOF ROC AUC | OOF recall @ precision floor |
 |---|---|---|---|---|
