@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_curve
-from sklearn.pipeline import Pipeline
 
 from stroke_mlops.data import schema
 from stroke_mlops.data.dataset import features_and_target, rows_champion_may_have_trained_on
-from stroke_mlops.training import metrics
 from stroke_mlops.training.promotion_gate import Bounded, ChampionComparison
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+# scikit-learn and SciPy (through ``metrics``) are imported where scores are computed, so the
+# pipeline steps that only read an Evaluation or render its card do not load them.
 
 ROC_POINTS = 200  # the KFP UI draws the curve from this many points at most
 
@@ -73,6 +76,8 @@ def score(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
 
 def held_out_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
     """Ranking metrics plus the operating point at ``threshold``."""
+    from stroke_mlops.training import metrics
+
     point = metrics.operating_point(y_true, scores, threshold)
     return {
         **metrics.ranking_metrics(y_true, scores),
@@ -100,6 +105,10 @@ def evaluate_model(
     ``oof_scores`` has shape (repeats, rows) (a 1-d array is one repeat); the threshold is chosen
     on every repeat's scores together.
     """
+    from sklearn.metrics import roc_curve
+
+    from stroke_mlops.training import metrics
+
     _, y_development = features_and_target(development)
     _, y_test = features_and_target(test)
     oof_scores = np.atleast_2d(oof_scores)
@@ -185,6 +194,8 @@ def compare_with_champion(
     Refused (with the reason) when the champion may have trained on any of those rows: its
     recorded split rule would put them in its development part, or it recorded none.
     """
+    from stroke_mlops.training import metrics
+
     if schema.ID_COLUMN not in test:
         return ChampionComparison(version, refused="the test rows carry no patient id")
     overlap = rows_champion_may_have_trained_on(training_rows, test[schema.ID_COLUMN])
