@@ -99,6 +99,9 @@ def main() -> int:
     )
     verdicts: dict[str, list[bool]] = defaultdict(list)
     equal_test: dict[int, tuple[float, float]] = {}  # seed -> (precision, recall)
+    # seed -> share of patients flagged: out-of-fold models (development rows) vs the final
+    # refit on all development rows (test rows; no label used): the refit's score scale shift.
+    flagged: dict[int, tuple[float, float]] = {}
     started = time.perf_counter()
     for seed in seeds:
         config = evaluate.EvaluationConfig(seed=seed, bootstrap_resamples=resamples)
@@ -140,6 +143,10 @@ def main() -> int:
             verdicts[name].append(decision.blessed)
             if name == "equal":
                 equal_test[seed] = (measured.test["precision"], measured.test["recall"])
+                flagged[seed] = (
+                    measured.out_of_fold["flagged_share"],
+                    measured.test["flagged_share"],
+                )
             print(
                 f"{seed:>4} {name:<20} {cv['recall']:9.3f} {ci['recall']['low']:6.3f} "
                 f"{cv['roc_auc']:6.3f} {ci['roc_auc']['low']:6.3f} {cv['precision']:7.3f} "
@@ -164,6 +171,12 @@ def main() -> int:
             f"test precision >= {floor}: {sum(p >= floor for p in precisions)}/{len(precisions)} "
             f"seeds; median test precision {np.median(precisions):.3f}; median test recall "
             f"{np.median([r for _, r in equal_test.values()]):.3f}"
+        )
+        ratios = [test / oof for oof, test in flagged.values()]
+        print(
+            "share flagged at the threshold, final refit on test rows / out-of-fold models: "
+            + ", ".join(f"{seed} {r:.2f}" for seed, r in zip(flagged, ratios, strict=True))
+            + f"; median {np.median(ratios):.2f}"
         )
     print(f"{time.perf_counter() - started:.0f} s")
     return 0
