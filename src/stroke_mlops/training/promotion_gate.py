@@ -38,8 +38,8 @@ class GateThresholds:
     """Named promotion thresholds; these defaults are the only ones (pipeline, CLI read them)."""
 
     # Recall at the 90 %-confident precision threshold: the recipe's cross-validated lower bound
-    # was 0.45-0.69 on split seeds 40-49 (0.60 held when the threshold met 0.15 only as a point
-    # estimate; the promise costs recall). See README "Gate reliability".
+    # was 0.445-0.642 on split seeds 40-49 (0.60 held when the threshold met 0.15 only as a point
+    # estimate; the promise costs recall). See README, "The promotion gate".
     min_recall: float = 0.40
     min_precision: float = 0.15
     min_roc_auc: float = 0.79
