@@ -188,3 +188,27 @@ def test_search_shortcuts_give_the_scores_a_plain_cross_validation_gives(
         )
     expected = {"logistic_regression": oofs[0], "xgboost": oofs[1], "soft_vote": np.mean(oofs, 0)}
     np.testing.assert_allclose(result.oof_scores[0], expected[result.selected], atol=1e-6)
+
+
+class _ThreadRecorder(LogisticRegression):
+    """A logistic regression that records the BLAS/OpenMP thread counts it was fitted under."""
+
+    seen: list[int] = []  # noqa: RUF012 - shared on purpose: clones record into the same list
+
+    def fit(self, X, y, sample_weight=None):
+        from threadpoolctl import threadpool_info
+
+        _ThreadRecorder.seen.extend(pool["num_threads"] for pool in threadpool_info())
+        return super().fit(X, y, sample_weight)
+
+
+def test_training_uses_one_blas_and_openmp_thread(split: dataset.PatientSplit) -> None:
+    """On a shared machine idle BLAS/OpenMP threads spin against other processes (training took
+    twice the CPU and wall time with two OpenBLAS threads): every fit runs with one."""
+    X, y = dataset.features_and_target(split.train)
+    recorder = train.Candidate(
+        "recorder", lambda seed, _: _ThreadRecorder(max_iter=500), {"classifier__C": (1.0,)}
+    )
+    _ThreadRecorder.seen.clear()
+    train.train_candidates(X, y, seed=3, precision_floor=0.15, folds=3, candidates=(recorder,))
+    assert _ThreadRecorder.seen and set(_ThreadRecorder.seen) == {1}

@@ -7,11 +7,12 @@ from training. Class imbalance (about 5 % strokes) is handled with class weights
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,12 +25,16 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sklearn.model_selection import ParameterGrid, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from threadpoolctl import threadpool_limits
 from xgboost import XGBClassifier
 
 from stroke_mlops.data import schema
 from stroke_mlops.training.metrics import recall_at_precision
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 PREPROCESS_STEP = "preprocess"
 CLASSIFIER_STEP = "classifier"
@@ -256,6 +261,20 @@ def _search(
     return points[best], scored[best][0], scored[best][1]
 
 
+def _one_thread(function: Callable[P, R]) -> Callable[P, R]:
+    """Run ``function`` with one BLAS and one OpenMP thread. On a shared machine the idle
+    threads of a two-thread pool spin against other processes: training took twice the CPU
+    (5.0 s against 2.1 s) and wall time with OpenBLAS's default two threads."""
+
+    @functools.wraps(function)
+    def limited(*args: P.args, **kwargs: P.kwargs) -> R:
+        with threadpool_limits(limits=1):
+            return function(*args, **kwargs)
+
+    return limited
+
+
+@_one_thread
 def train_candidates(
     features: pd.DataFrame,
     target: np.ndarray,
