@@ -13,8 +13,10 @@ For each split seed (default 40-49) on the real data, with the default threshold
   last 10 % arrived later; same split seed, so its test rows are a subset of the challenger's):
   ``equal vs champion`` and ``no_age vs champion``.
 
-Each row prints the variant's repeated-CV recall and ROC AUC (with the gate's lower bounds)
-beside the verdict; the last lines print the blessing rates. This calls the library the
+Each row prints the variant's repeated-CV recall and ROC AUC (with the gate's lower bounds), its
+test recall and precision beside the verdict; the last lines print the blessing rates and, for
+the equal recipe, the test precision per seed, how many seeds keep it at or above the floor
+and the median test recall. This calls the library the
 pipeline's steps call (split, train, evaluate, compare, decide); the champion is held in
 memory, not downloaded from a store. Not a timed test: each seed trains four models, 2.5-8
 minutes per seed on this shared 2-core machine (seeds can run as separate processes with
@@ -60,7 +62,7 @@ def judge(
         config=config,
     )
     evidence = promotion_gate.ChallengerEvidence.from_evaluation(
-        measured.cross_validated, measured.test, measured.intervals
+        measured.cross_validated, measured.test, measured.intervals, measured.threshold_choice
     )
     comparison = None
     if champion is not None:
@@ -93,9 +95,13 @@ def main() -> int:
     print(f"default thresholds: {thresholds}; seeds {seeds}; {resamples} bootstrap resamples")
     print(
         f"{'seed':>4} {'variant':<20} {'cv_recall':>9} {'(low)':>6} {'cv_auc':>6} {'(low)':>6} "
-        f"{'cv_prec':>7} {'test_rec':>8} {'verdict':>8}  first reason"
+        f"{'cv_prec':>7} {'test_rec':>8} {'test_prec':>9} {'verdict':>8}  first reason"
     )
     verdicts: dict[str, list[bool]] = defaultdict(list)
+    equal_test: dict[int, tuple[float, float]] = {}  # seed -> (precision, recall)
+    # seed -> share of patients flagged: out-of-fold models (development rows) vs the final
+    # refit on all development rows (test rows; no label used): the refit's score scale shift.
+    flagged: dict[int, tuple[float, float]] = {}
     started = time.perf_counter()
     for seed in seeds:
         config = evaluate.EvaluationConfig(seed=seed, bootstrap_resamples=resamples)
@@ -131,14 +137,21 @@ def main() -> int:
                 measured, decision = judge(result, rows, split.test, variant_config, against)
             except ValueError as error:  # evaluate fails the run: nothing reaches the gate
                 verdicts[name].append(False)
-                print(f"{seed:>4} {name:<20} {'':>49} {'refused':>8}  evaluate: {error}")
+                print(f"{seed:>4} {name:<20} {'':>59} {'refused':>8}  evaluate: {error}")
                 continue
             cv, ci = measured.cross_validated, measured.cross_validated["intervals"]
             verdicts[name].append(decision.blessed)
+            if name == "equal":
+                equal_test[seed] = (measured.test["precision"], measured.test["recall"])
+                flagged[seed] = (
+                    measured.out_of_fold["flagged_share"],
+                    measured.test["flagged_share"],
+                )
             print(
                 f"{seed:>4} {name:<20} {cv['recall']:9.3f} {ci['recall']['low']:6.3f} "
                 f"{cv['roc_auc']:6.3f} {ci['roc_auc']['low']:6.3f} {cv['precision']:7.3f} "
-                f"{measured.test['recall']:8.3f} {'BLESSED' if decision.blessed else 'refused':>8}"
+                f"{measured.test['recall']:8.3f} {measured.test['precision']:9.3f} "
+                f"{'BLESSED' if decision.blessed else 'refused':>8}"
                 f"  {decision.reasons[0] if decision.reasons else ''}",
                 flush=True,
             )
@@ -147,6 +160,24 @@ def main() -> int:
         blessed, total = sum(results), len(results)
         target = "refused on >= 90 %" if name in WORSE else "blessed on >= 90 %"
         print(f"{name:<20} {blessed:>5}/{total:<2} {total - blessed:>5}/{total:<2}  {target}")
+    if equal_test:
+        floor = evaluate.EvaluationConfig().precision_floor
+        precisions = [p for p, _ in equal_test.values()]
+        print(
+            "\nequal recipe, test precision per seed: "
+            + ", ".join(f"{seed} {p:.3f}" for seed, (p, _) in equal_test.items())
+        )
+        print(
+            f"test precision >= {floor}: {sum(p >= floor for p in precisions)}/{len(precisions)} "
+            f"seeds; median test precision {np.median(precisions):.3f}; median test recall "
+            f"{np.median([r for _, r in equal_test.values()]):.3f}"
+        )
+        ratios = [test / oof for oof, test in flagged.values()]
+        print(
+            "share flagged at the threshold, final refit on test rows / out-of-fold models: "
+            + ", ".join(f"{seed} {r:.2f}" for seed, r in zip(flagged, ratios, strict=True))
+            + f"; median {np.median(ratios):.2f}"
+        )
     print(f"{time.perf_counter() - started:.0f} s")
     return 0
 

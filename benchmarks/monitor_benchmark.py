@@ -49,7 +49,7 @@ from stroke_mlops.registry.model_dir import write_model_dir  # noqa: E402
 from stroke_mlops.registry.signing import generate_key_pair  # noqa: E402
 from stroke_mlops.registry.store import LocalModelStore  # noqa: E402
 from stroke_mlops.serving.request_log import encode_record  # noqa: E402
-from stroke_mlops.training import metrics, train  # noqa: E402
+from stroke_mlops.training import evaluate, metrics, train  # noqa: E402
 
 DATA = REPO / "data/raw/healthcare-dataset-stroke-data.csv"
 # The CLI in a child process that reports its own peak RSS (KiB) as its last stderr line.
@@ -102,10 +102,14 @@ def fit_seed(
     result = train.train_candidates(
         features, target, seed=seed, precision_floor=0.15, candidates=candidates
     )
-    # As evaluate does: the threshold over every repeat's out-of-fold scores, labels tiled.
-    oof = np.atleast_2d(result.oof_scores)
-    labels = np.tile(np.asarray(target), len(oof))
-    threshold = metrics.select_threshold(labels, oof.ravel(), precision_floor=0.15).threshold
+    # As evaluate does: over every repeat's out-of-fold scores, the highest recall whose
+    # precision has its lower confidence bound at the floor.
+    threshold = metrics.select_confident_threshold(
+        np.asarray(target),
+        np.atleast_2d(result.oof_scores),
+        precision_floor=0.15,
+        confidence=evaluate.EvaluationConfig().precision_confidence,
+    ).threshold
     reference_set = reference.build_reference_set(result.model, split.test)
     return result.model, threshold, reference_set, split.validation
 

@@ -49,7 +49,7 @@ def main() -> int:
         t = measured.test
         cv = measured.cross_validated
         evidence = promotion_gate.ChallengerEvidence.from_evaluation(
-            cv, measured.test, measured.intervals
+            cv, measured.test, measured.intervals, measured.threshold_choice
         )
         ok = promotion_gate.decide_promotion(evidence, thresholds).blessed
         cv_recalls.append(cv["recall"])

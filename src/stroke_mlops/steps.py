@@ -14,14 +14,20 @@ import tempfile
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from stroke_mlops.data import dataset, schema
 from stroke_mlops.registry import model_dir, signature, signing
-from stroke_mlops.training import evaluate, promotion_gate, train
+from stroke_mlops.training import promotion_gate
+
+if TYPE_CHECKING:
+    from stroke_mlops.training import evaluate
+
+# Each step runs in a process of its own: ``train`` (scikit-learn, XGBoost) is imported by the
+# step that trains, and ``evaluate`` loads those libraries only where it computes.
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +128,8 @@ def train_model(
     precision_floor: float,
 ) -> dict[str, Any]:
     """Search, select and fit on train + validation; write the model, OOF scores, summary."""
+    from stroke_mlops.training import train
+
     frame = read_development(train_path, validation_path)
     features, target = dataset.features_and_target(frame)
     result = train.train_candidates(features, target, seed=seed, precision_floor=precision_floor)
@@ -137,6 +145,8 @@ def candidate_model_card(
     model_path: Path, evaluation_path: Path, fingerprint: dict[str, Any]
 ) -> str:
     """The model card of the candidate before the gate (publish writes the versioned one)."""
+    from stroke_mlops.training import evaluate
+
     _, _, summary = load_trained(model_path)
     return evaluate.render_model_card(
         evaluate.Evaluation.from_json(evaluation_path.read_text()),
@@ -164,6 +174,8 @@ def evaluate_candidate(
     evaluation_path: Path,
 ) -> evaluate.Evaluation:
     """Threshold from out-of-fold development scores, metrics on the untouched test set."""
+    from stroke_mlops.training import evaluate
+
     model, oof, _ = load_trained(model_path)
     result = evaluate.evaluate_model(
         model,
@@ -190,6 +202,7 @@ def compare_champion(
 ) -> promotion_gate.ChampionComparison | None:
     """The production model against the challenger on this test set (None: no production)."""
     from stroke_mlops.registry.store import open_store
+    from stroke_mlops.training import evaluate
 
     store = open_store(store_uri)
     pointer = store.production()
@@ -224,9 +237,11 @@ def gate_candidate(
     The decision names the production version it was judged against (None: nothing was in
     production); promote refuses to move the pointer unless production is still that version.
     """
+    from stroke_mlops.training import evaluate
+
     result = evaluate.Evaluation.from_json(evaluation_path.read_text())
     evidence = promotion_gate.ChallengerEvidence.from_evaluation(
-        result.cross_validated, result.test, result.intervals
+        result.cross_validated, result.test, result.intervals, result.threshold_choice
     )
     champion = (
         compare_champion(store_uri, model_path, result, read_part(test_path)) if store_uri else None
@@ -261,6 +276,7 @@ def build_model_dir(
     set (``reference.csv``): rows the model never trained on, so their scores are honest.
     """
     from stroke_mlops.monitoring import reference
+    from stroke_mlops.training import evaluate
 
     model, _, summary = load_trained(model_path)
     reference_set = reference.build_reference_set(model, read_part(test_path))

@@ -26,6 +26,7 @@ GOOD = ChallengerEvidence(
     test_recall=Bounded(0.76, 0.62, 0.88),
     test_precision=Bounded(0.15, 0.11, 0.19),
     test_roc_auc=0.84,
+    threshold_precision=Bounded(0.17, 0.152, 0.17),
 )
 THRESHOLDS = GateThresholds(min_recall=0.70, min_precision=0.15, min_roc_auc=0.80)
 
@@ -33,7 +34,7 @@ THRESHOLDS = GateThresholds(min_recall=0.70, min_precision=0.15, min_roc_auc=0.8
 def test_good_evidence_is_blessed_and_lists_every_check() -> None:
     decision = decide_promotion(GOOD, THRESHOLDS)
     assert decision.blessed and decision.reasons == []
-    assert len(decision.checks) == 6 and all(c.startswith("ok:") for c in decision.checks)
+    assert len(decision.checks) == 7 and all(c.startswith("ok:") for c in decision.checks)
     assert decision.champion_version is None
 
 
@@ -63,11 +64,12 @@ def test_every_violation_is_reported_at_once() -> None:
         test_recall=Bounded(0.30, 0.18, 0.44),
         test_precision=Bounded(0.06, 0.03, 0.09),
         test_roc_auc=0.71,
+        threshold_precision=Bounded(0.06, 0.055, 0.06),
     )
     decision = decide_promotion(weak, THRESHOLDS)
-    assert not decision.blessed and len(decision.reasons) == 5
+    assert not decision.blessed and len(decision.reasons) == 6
     assert "CV precision 0.060 (upper bound 0.070) reaches min_precision 0.150" in decision.reasons
-    assert decision.message().startswith("not blessed (5 violation(s)): CV recall 0.300")
+    assert decision.message().startswith("not blessed (6 violation(s)): CV recall 0.300")
 
 
 def test_precision_near_the_floor_passes_but_clearly_below_it_fails() -> None:
@@ -75,6 +77,16 @@ def test_precision_near_the_floor_passes_but_clearly_below_it_fails() -> None:
     below = GOOD.__class__(**{**vars(GOOD), "cv_precision": Bounded(0.10, 0.09, 0.11)})
     assert decide_promotion(near, THRESHOLDS).blessed
     assert not decide_promotion(below, THRESHOLDS).blessed
+
+
+def test_the_threshold_must_keep_the_precision_promise() -> None:
+    """A threshold whose out-of-fold precision reaches the floor only as a point estimate (its
+    lower confidence bound below it) breaks the promise on new patients: refused."""
+    point_only = GOOD.__class__(**{**vars(GOOD), "threshold_precision": Bounded(0.15, 0.138, 0.15)})
+    decision = decide_promotion(point_only, THRESHOLDS)
+    assert decision.reasons == [
+        "out-of-fold precision 0.150 at the threshold (lower bound 0.138) >= min_precision 0.150"
+    ]
 
 
 def test_champion_comparison_uses_the_paired_lower_bound() -> None:

@@ -73,3 +73,47 @@ def test_bootstrap_interval_brackets_the_point_estimate() -> None:
 def test_bad_labels_are_refused(labels: list[int], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         metrics.ranking_metrics(np.array(labels), np.array([0.1, 0.2, 0.3]))
+
+
+# --- a threshold whose precision holds on new patients -------------------------------------
+
+
+def test_confident_threshold_demands_a_lower_bound_above_the_floor() -> None:
+    """Where the point precision just reaches the floor, its lower bound does not: the
+    confident rule flags fewer patients, and its recorded lower bound is at the floor or above."""
+    rng = np.random.default_rng(5)
+    y = (rng.random(3000) < 0.05).astype(int)
+    base = rng.random(3000) + 0.5 * y
+    oof = np.vstack([base + 0.1 * rng.random(3000) for _ in range(3)])
+    point = metrics.select_threshold(np.tile(y, 3), oof.ravel(), precision_floor=0.15)
+    confident = metrics.select_confident_threshold(y, oof, precision_floor=0.15, confidence=0.95)
+    assert confident.threshold > point.threshold
+    assert confident.recall < point.recall
+    assert confident.precision_lower_bound >= 0.15 > point.precision - 0.01
+    assert confident.confidence == 0.95
+    assert (confident.rows, confident.positives) == (3000, int(y.sum()))
+
+
+def test_confident_lower_bound_covers_the_population_precision() -> None:
+    """Over many samples from one population, the one-sided 90 % bound of precision at a fixed
+    threshold sits below the population's precision in about 90 % of them (patients clustered
+    over repeats, so three copies of a score do not count as three patients)."""
+    rng = np.random.default_rng(11)
+    population_precision = 0.3  # P(stroke | score >= 0.5) by construction below
+    covered = 0
+    for _ in range(400):
+        flagged = rng.random(2000) < 0.25
+        y = np.where(flagged, rng.random(2000) < population_precision, rng.random(2000) < 0.02)
+        scores = np.where(flagged, 0.75, 0.25)
+        oof = np.vstack([scores] * 3)  # three identical repeats: no extra information
+        bounds = metrics.precision_bounds(y.astype(int), oof, confidence=0.90)
+        at_half = bounds.lower_bound[bounds.thresholds >= 0.5][-1]
+        covered += at_half <= population_precision
+    assert 0.85 <= covered / 400 <= 0.95
+
+
+def test_no_threshold_is_confidently_above_the_floor() -> None:
+    y = np.array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0])
+    oof = np.linspace(1, 0.1, 10)[None, :]
+    with pytest.raises(ValueError, match="no threshold reaches precision"):
+        metrics.select_confident_threshold(y, oof, precision_floor=0.4, confidence=0.95)

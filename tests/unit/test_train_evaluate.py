@@ -99,6 +99,9 @@ def test_evaluation_is_consistent_and_the_card_says_so(
     assert result.threshold_choice["rows"] == len(split.train)
     assert result.out_of_fold["recall"] == pytest.approx(result.threshold_choice["recall"])
     assert result.threshold_choice["precision"] >= 0.15
+    # The promise: the chosen threshold's precision lower bound (90 %) reaches the floor.
+    assert result.threshold_choice["confidence"] == 0.90
+    assert result.threshold_choice["precision_lower_bound"] >= 0.15
     assert (
         result.intervals["recall"]["low"]
         <= result.test["recall"]
@@ -116,6 +119,7 @@ def test_evaluation_is_consistent_and_the_card_says_so(
         fingerprint={"raw_sha256": "abc", "seed": 3, "parts": split.summary()},
     )
     assert "v-test" in card
+    assert "is ≥ 15% with 90% confidence" in " ".join(card.split())
     cv = result.cross_validated
     assert cv["repeats"] == 3 and cv["rows"] == len(split.train)
     assert cv["intervals"]["recall"]["low"] <= cv["recall"] <= cv["intervals"]["recall"]["high"]
@@ -141,3 +145,70 @@ def test_soft_vote_oof_is_the_mean_of_its_members_oof(split: dataset.PatientSpli
     vote = train.build_soft_vote({name: (pipe, oofs[name]) for name, pipe in members.items()})
     vote_oof = cross_val_predict(vote, X, y, cv=splitter, method="predict_proba")[:, 1]
     np.testing.assert_allclose(vote_oof, np.mean(list(oofs.values()), axis=0), atol=1e-12)
+
+
+def test_search_shortcuts_give_the_scores_a_plain_cross_validation_gives(
+    split: dataset.PatientSplit,
+) -> None:
+    """The search encodes each fold once for every candidate and scores XGBoost's smaller
+    n_estimators from the larger fit's first trees; the result must be what GridSearchCV and
+    cross_val_predict of each pipeline give on the same folds."""
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = dataset.features_and_target(split.train)
+    grid_candidates = (
+        SMALL[0],
+        train.Candidate(
+            "xgboost",
+            train.CANDIDATES[1].make_classifier,
+            {"classifier__max_depth": (2, 3), "classifier__n_estimators": (30, 60)},
+        ),
+    )
+    result = train.train_candidates(
+        X, y, seed=4, precision_floor=0.15, folds=3, cv_repeats=2, candidates=grid_candidates
+    )
+    splitter = StratifiedKFold(n_splits=3, shuffle=True, random_state=4)
+    imbalance = float((len(y) - y.sum()) / y.sum())
+    oofs = []
+    for candidate, found in zip(grid_candidates, result.candidates, strict=False):
+        search = GridSearchCV(
+            train.build_model_pipeline(candidate.make_classifier(4, imbalance)),
+            dict(candidate.grid),
+            scoring="average_precision",
+            cv=splitter,
+        ).fit(X, y)
+        assert found.best_params == {
+            k.removeprefix("classifier__"): v for k, v in search.best_params_.items()
+        }
+        assert found.cv_average_precision == pytest.approx(search.best_score_, abs=1e-5)
+        oofs.append(
+            cross_val_predict(search.best_estimator_, X, y, cv=splitter, method="predict_proba")[
+                :, 1
+            ]
+        )
+    expected = {"logistic_regression": oofs[0], "xgboost": oofs[1], "soft_vote": np.mean(oofs, 0)}
+    np.testing.assert_allclose(result.oof_scores[0], expected[result.selected], atol=1e-6)
+
+
+class _ThreadRecorder(LogisticRegression):
+    """A logistic regression that records the BLAS/OpenMP thread counts it was fitted under."""
+
+    seen: list[int] = []  # noqa: RUF012 - shared on purpose: clones record into the same list
+
+    def fit(self, X, y, sample_weight=None):
+        from threadpoolctl import threadpool_info
+
+        _ThreadRecorder.seen.extend(pool["num_threads"] for pool in threadpool_info())
+        return super().fit(X, y, sample_weight)
+
+
+def test_training_uses_one_blas_and_openmp_thread(split: dataset.PatientSplit) -> None:
+    """On a shared machine idle BLAS/OpenMP threads spin against other processes (training took
+    twice the CPU and wall time with two OpenBLAS threads): every fit runs with one."""
+    X, y = dataset.features_and_target(split.train)
+    recorder = train.Candidate(
+        "recorder", lambda seed, _: _ThreadRecorder(max_iter=500), {"classifier__C": (1.0,)}
+    )
+    _ThreadRecorder.seen.clear()
+    train.train_candidates(X, y, seed=3, precision_floor=0.15, folds=3, candidates=(recorder,))
+    assert _ThreadRecorder.seen and set(_ThreadRecorder.seen) == {1}

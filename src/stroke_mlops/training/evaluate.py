@@ -3,25 +3,31 @@
 The model is searched and fitted on the development rows (train + validation). The threshold
 is chosen on scores of rows the scoring model did not train on: the out-of-fold scores of
 every development row from the CV of the chosen candidate (about 200 strokes; the validation
-split alone has about 50, too few for a precision estimate to hold). The test set is touched
-once, at the end.
+split alone has about 50, too few for a precision estimate to hold). It is the highest-recall
+threshold whose out-of-fold precision has its one-sided lower confidence bound
+(``EvaluationConfig.precision_confidence``) at or above the floor, so the promise "precision
+≥ floor" holds on new patients with that confidence, not only on the rows that chose it. The
+test set is touched once, at the end.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_curve
-from sklearn.pipeline import Pipeline
 
 from stroke_mlops.data import schema
 from stroke_mlops.data.dataset import features_and_target, rows_champion_may_have_trained_on
-from stroke_mlops.training import metrics
 from stroke_mlops.training.promotion_gate import Bounded, ChampionComparison
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
+# scikit-learn and SciPy (through ``metrics``) are imported where scores are computed, so the
+# pipeline steps that only read an Evaluation or render its card do not load them.
 
 ROC_POINTS = 200  # the KFP UI draws the curve from this many points at most
 
@@ -32,6 +38,9 @@ class EvaluationConfig:
 
     precision_floor: float = 0.15
     threshold_margin: float = 0.0
+    # The threshold is the highest-recall one whose out-of-fold precision has its one-sided
+    # lower confidence bound at this level at or above the floor (the promise on new patients).
+    precision_confidence: float = 0.90
     bootstrap_resamples: int = 1000
     seed: int = 42
 
@@ -67,6 +76,8 @@ def score(model: Pipeline, frame: pd.DataFrame) -> np.ndarray:
 
 def held_out_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
     """Ranking metrics plus the operating point at ``threshold``."""
+    from stroke_mlops.training import metrics
+
     point = metrics.operating_point(y_true, scores, threshold)
     return {
         **metrics.ranking_metrics(y_true, scores),
@@ -94,6 +105,10 @@ def evaluate_model(
     ``oof_scores`` has shape (repeats, rows) (a 1-d array is one repeat); the threshold is chosen
     on every repeat's scores together.
     """
+    from sklearn.metrics import roc_curve
+
+    from stroke_mlops.training import metrics
+
     _, y_development = features_and_target(development)
     _, y_test = features_and_target(test)
     oof_scores = np.atleast_2d(oof_scores)
@@ -102,19 +117,19 @@ def evaluate_model(
             f"{oof_scores.shape[1]} out-of-fold scores for {len(y_development)} development rows"
         )
     repeats = len(oof_scores)
-    choice = metrics.select_threshold(
-        np.tile(y_development, repeats),
-        oof_scores.ravel(),
+    choice = metrics.select_confident_threshold(
+        y_development,
+        oof_scores,
         precision_floor=config.precision_floor,
+        confidence=config.precision_confidence,
         margin=config.threshold_margin,
     )
-    # Rows and strokes of the development set (the stacked repeats are the same patients).
-    choice = replace(choice, rows=len(y_development), positives=int(y_development.sum()))
     estimate = metrics.cross_validated_estimate(
         y_development,
         oof_scores,
         precision_floor=config.precision_floor,
         margin=config.threshold_margin,
+        confidence=config.precision_confidence,
         seed=config.seed,
         resamples=config.bootstrap_resamples,
     )
@@ -179,6 +194,8 @@ def compare_with_champion(
     Refused (with the reason) when the champion may have trained on any of those rows: its
     recorded split rule would put them in its development part, or it recorded none.
     """
+    from stroke_mlops.training import metrics
+
     if schema.ID_COLUMN not in test:
         return ChampionComparison(version, refused="the test rows carry no patient id")
     overlap = rows_champion_may_have_trained_on(training_rows, test[schema.ID_COLUMN])
@@ -256,6 +273,8 @@ def render_model_card(
     )
     cm = evaluation.confusion_matrix
     floor = evaluation.config.get("precision_floor", 0.15)
+    choice = evaluation.threshold_choice
+    confidence = choice.get("confidence", 0.0)
     cross_validated = _cross_validated_section(evaluation.cross_validated)
     return f"""# Model card: stroke risk — version `{version}`
 
@@ -271,10 +290,12 @@ public Kaggle dataset of 5,110 patients of unknown provenance, not validated cli
   one-hot categories, classifier — `soft_vote` averages the logistic regression's and
   XGBoost's probabilities; the preprocessing ships inside the artifact), fitted on the train +
   validation rows
-- Decision threshold: **{evaluation.threshold:.4f}** — the highest recall whose precision holds
-  at ≥ {floor:.0%} on a plateau, chosen on the out-of-fold scores of the
-  {evaluation.threshold_choice["rows"]} train + validation rows
-  ({evaluation.threshold_choice["positives"]} strokes)
+- Decision threshold: **{evaluation.threshold:.4f}** — the highest recall whose out-of-fold
+  precision ({choice["precision"]:.3f}) has its one-sided {confidence:.0%} lower confidence
+  bound ({choice.get("precision_lower_bound", 0.0):.3f}) at ≥ {floor:.0%}, chosen on the
+  out-of-fold scores of the {choice["rows"]} train + validation rows ({choice["positives"]}
+  strokes): precision on new patients like these is ≥ {floor:.0%} with {confidence:.0%}
+  confidence
 
 | candidate | best parameters | CV PR AUC | OOF ROC AUC | OOF recall @ precision floor |
 |---|---|---|---|---|

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from scipy.stats import norm
 from sklearn.metrics import (
     average_precision_score,
     confusion_matrix,
@@ -22,6 +23,9 @@ class ThresholdChoice:
     precision: float
     rows: int
     positives: int
+    # One-sided lower confidence bound of the precision at ``confidence`` (0: not computed).
+    precision_lower_bound: float = 0.0
+    confidence: float = 0.0
 
 
 def select_threshold(
@@ -72,6 +76,116 @@ def recall_at_precision(y_true: np.ndarray, scores: np.ndarray, floor: float) ->
         return select_threshold(y_true, scores, precision_floor=floor).recall
     except ValueError:
         return 0.0
+
+
+@dataclass(frozen=True)
+class PrecisionBounds:
+    """Every distinct threshold of out-of-fold scores, highest first, with its operating point
+    and the one-sided lower confidence bound of its precision."""
+
+    thresholds: np.ndarray
+    recall: np.ndarray
+    precision: np.ndarray
+    lower_bound: np.ndarray
+
+
+def precision_bounds(
+    y_true: np.ndarray, oof_scores: np.ndarray, *, confidence: float
+) -> PrecisionBounds:
+    """Precision and its lower bound at every threshold of scores of shape (repeats, rows).
+
+    Precision pools the repeats: sum of true positives over sum of flagged. Its lower bound is
+    the normal (delta-method) bound of that ratio with patients as the sampling unit, so a
+    patient's repeats move together and three repeats of the same patients are not counted as
+    three times the evidence: ``p - z * sqrt(sum_i (a_i - p b_i)^2) / sum_i b_i`` with ``a_i``,
+    ``b_i`` patient i's true-positive and flagged counts over the repeats. Where few patients
+    are flagged that bound is too kind (one flagged stroke: precision 1, variance 0), so the
+    Wilson score bound with the flagged count per repeat as the sample size caps it.
+    """
+    scores = np.atleast_2d(np.asarray(oof_scores, dtype=np.float64))
+    y, _ = _check(y_true, scores[0])
+    if not 0.5 <= confidence < 1:
+        raise ValueError(f"confidence must be in [0.5, 1); got {confidence}")
+    repeats, rows = scores.shape
+    flat = scores.ravel()
+    order = np.argsort(-flat, kind="stable")
+    ranked = flat[order]
+    labels = np.tile(y, repeats)[order].astype(np.float64)
+    patient = np.tile(np.arange(rows), repeats)[order]
+    # How often each entry's patient was flagged before it: then sum_i b_i^2 grows by 2b + 1.
+    by_patient = np.lexsort((np.arange(len(ranked)), patient))
+    group_start = np.r_[0, np.flatnonzero(np.diff(patient[by_patient])) + 1]
+    sizes = np.diff(np.r_[group_start, len(ranked)])
+    earlier = np.empty(len(ranked))
+    earlier[by_patient] = np.arange(len(ranked)) - np.repeat(group_start, sizes)
+    step = 2 * earlier + 1
+    squares_all = np.cumsum(step)
+    squares_positive = np.cumsum(step * labels)
+    true_positives = np.cumsum(labels)
+    flagged = np.arange(1, len(ranked) + 1, dtype=np.float64)
+    ends = np.flatnonzero(np.r_[ranked[1:] != ranked[:-1], True])  # last row of each tie
+    tp, n, q_all, q_pos = (
+        a[ends] for a in (true_positives, flagged, squares_all, squares_positive)
+    )
+    precision = tp / n
+    variance = np.maximum((1 - 2 * precision) * q_pos + precision**2 * q_all, 0.0) / n**2
+    z = float(norm.ppf(confidence))
+    per_repeat = n / repeats
+    wilson = (
+        precision
+        + z**2 / (2 * per_repeat)
+        - z * np.sqrt(precision * (1 - precision) / per_repeat + z**2 / (4 * per_repeat**2))
+    ) / (1 + z**2 / per_repeat)
+    return PrecisionBounds(
+        thresholds=ranked[ends],
+        recall=tp / (repeats * y.sum()),
+        precision=precision,
+        lower_bound=np.minimum(precision - z * np.sqrt(variance), wilson),
+    )
+
+
+def select_confident_threshold(
+    y_true: np.ndarray,
+    oof_scores: np.ndarray,
+    *,
+    precision_floor: float,
+    confidence: float,
+    margin: float = 0.0,
+    stability_window: float = 0.0,
+) -> ThresholdChoice:
+    """The highest-recall threshold whose precision is above the floor with ``confidence``.
+
+    Like :func:`select_threshold`, but what must reach ``precision_floor + margin`` is the
+    one-sided lower confidence bound of the out-of-fold precision (:func:`precision_bounds`),
+    at the threshold and at every higher one whose recall is within ``stability_window`` (a
+    plateau). So the precision of the recipe on new patients of the same population is at or
+    above the floor with about ``confidence`` probability. Raises ValueError when no threshold
+    qualifies.
+    """
+    bounds = precision_bounds(y_true, oof_scores, confidence=confidence)
+    recall, lower = bounds.recall, bounds.lower_bound
+    required = precision_floor + margin
+    # Recall ascends with the index: index i's plateau is every j <= i with recall within the
+    # window; i holds when no such j has its bound below the requirement.
+    start = np.searchsorted(recall, recall - stability_window, side="left")
+    failures = np.r_[0, np.cumsum(lower < required)]
+    holds = failures[np.arange(len(recall)) + 1] - failures[start] == 0
+    if not holds.any():
+        raise ValueError(
+            f"no threshold reaches precision {required:.3f} at {confidence:.0%} confidence on "
+            f"{len(np.atleast_2d(oof_scores)[0])} rows ({int(np.sum(y_true))} positives)"
+        )
+    eligible = np.flatnonzero(holds)
+    index = eligible[recall[eligible] == recall[eligible].max()].min()  # highest threshold
+    return ThresholdChoice(
+        threshold=float(bounds.thresholds[index]),
+        recall=float(recall[index]),
+        precision=float(bounds.precision[index]),
+        rows=len(np.atleast_2d(oof_scores)[0]),
+        positives=int(np.sum(y_true)),
+        precision_lower_bound=float(lower[index]),
+        confidence=confidence,
+    )
 
 
 @dataclass(frozen=True)
@@ -207,12 +321,17 @@ def cross_validated_estimate(
     *,
     precision_floor: float,
     margin: float = 0.0,
+    confidence: float | None = None,
     folds: int = 5,
     seed: int = 0,
     resamples: int = 1000,
     level: float = 0.90,
 ) -> CrossValidatedEstimate:
-    """Cross-fitted operating point and ROC AUC of out-of-fold scores of shape (repeats, rows)."""
+    """Cross-fitted operating point and ROC AUC of out-of-fold scores of shape (repeats, rows).
+
+    Each fold's threshold is chosen on the other folds' rows by the rule evaluation uses:
+    :func:`select_confident_threshold` at ``confidence``, or :func:`select_threshold` (None).
+    """
     from scipy.stats import rankdata
     from sklearn.model_selection import StratifiedKFold
 
@@ -223,12 +342,21 @@ def cross_validated_estimate(
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     for fit_rows, held_rows in splitter.split(np.zeros(rows), y):
         try:
-            threshold = select_threshold(
-                np.tile(y[fit_rows], repeats),
-                scores[:, fit_rows].ravel(),
-                precision_floor=precision_floor,
-                margin=margin,
-            ).threshold
+            if confidence is None:
+                threshold = select_threshold(
+                    np.tile(y[fit_rows], repeats),
+                    scores[:, fit_rows].ravel(),
+                    precision_floor=precision_floor,
+                    margin=margin,
+                ).threshold
+            else:
+                threshold = select_confident_threshold(
+                    y[fit_rows],
+                    scores[:, fit_rows],
+                    precision_floor=precision_floor,
+                    confidence=confidence,
+                    margin=margin,
+                ).threshold
         except ValueError:  # no threshold reaches the floor: this fold flags nobody
             threshold = np.inf
         flagged[:, held_rows] = scores[:, held_rows] >= threshold
