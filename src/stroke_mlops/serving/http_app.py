@@ -182,22 +182,26 @@ def describe_body_errors(problems: Sequence[Any]) -> str:
 
 
 def install_inference_routes(app: Any, dataplane: Any) -> None:
-    """Serve V1 ``:predict`` and V2 ``/infer`` from the raw body, ahead of KServe's own routes.
+    """Serve V1 ``:predict``/``:explain`` and V2 ``/infer`` from the raw body, ahead of KServe's.
 
     KServe's handlers parse the body before the model sees it (orjson for V1, keeping the last
     of two equal keys; pydantic for V2, coercing ``"shape": ["1"]``, answering 500 to broken
     binary tensors); these pass the bytes to ``StrokeModel.predict``, which decodes them
     strictly. Everything after decoding (readiness, ``DataPlane.infer`` and ``encode``) is
-    KServe's. Starlette matches routes in order, so these, added first, take the two paths.
+    KServe's. Starlette matches routes in order, so these, added first, take these paths.
+    ``:explain`` goes through ``DataPlane.explain``, i.e. KServe's ``Model.explain`` hook.
     (FastAPI reads the handlers' annotations from this module's globals: keep Request and
     Response imported at module level.)
     """
 
-    async def answer(model_name: str, request: Request, payload: bytes | RawV2Request) -> Response:
+    async def answer(
+        model_name: str, request: Request, payload: bytes | RawV2Request, explain: bool = False
+    ) -> Response:
         if not await dataplane.model_ready(model_name, True):
             raise ModelNotReady(model_name)
         headers = dict(request.headers.items())
-        response, response_headers = await dataplane.infer(
+        run = dataplane.explain if explain else dataplane.infer  # explain: Model.explain()
+        response, response_headers = await run(
             model_name=model_name, request=payload, headers=headers
         )
         response, encoding_headers = dataplane.encode(
@@ -212,12 +216,18 @@ def install_inference_routes(app: Any, dataplane: Any) -> None:
     async def predict_v1(model_name: str, request: Request) -> Response:
         return await answer(model_name, request, await request.body())
 
+    async def explain_v1(model_name: str, request: Request) -> Response:
+        return await answer(model_name, request, await request.body(), explain=True)
+
     async def infer_v2(model_name: str, request: Request) -> Response:
         raw = RawV2Request(await request.body(), request.headers.get(INFERENCE_HEADER))
         return await answer(model_name, request, raw)
 
     app.add_api_route(
         "/v1/models/{model_name}:predict", predict_v1, methods=["POST"], response_model=None
+    )
+    app.add_api_route(
+        "/v1/models/{model_name}:explain", explain_v1, methods=["POST"], response_model=None
     )
     app.add_api_route(
         "/v2/models/{model_name}/infer", infer_v2, methods=["POST"], response_model=None

@@ -9,6 +9,10 @@ protocols through one code path:
 * V1 ``POST /v1/models/stroke:predict`` ``{"instances": [{feature: value, ...}, ...]}`` returns
   ``{"predictions": [{"probability": p, "decision": 0|1}, ...], "model_name": "stroke",
   "model_version": "<metadata version>"}``.
+* V1 ``POST /v1/models/stroke:explain`` (KServe's explain verb, :meth:`StrokeModel.explain`), the
+  same body, returns ``{"explanations": [{"probability", "decision", "threshold", "output",
+  "base_value", "contributions": {feature: c}}, ...], ...}`` (see
+  :mod:`stroke_mlops.serving.explain`), with predict()'s validation, limits and record.
 * V2 ``POST /v2/models/stroke/infer`` with one input per feature (FP64 / INT64 / BYTES, shape
   ``[N]``) returns outputs ``probability`` (FP64) and ``decision`` (INT64), ``model_version`` set.
 
@@ -38,14 +42,15 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from stroke_mlops.data import schema
 from stroke_mlops.registry.signing import SignatureError, public_key_from_env
 from stroke_mlops.serving.defaults import MAX_INSTANCES
-from stroke_mlops.serving.loading import ModelLoadError, fetch_model_dir, load_compiled_model
+from stroke_mlops.serving.explain import Explainer, Explanations
+from stroke_mlops.serving.loading import ModelLoadError, fetch_model_dir, load_explained_model
 from stroke_mlops.serving.metrics import ServingMetrics, count_missing, refusal_reason
 from stroke_mlops.serving.protocol.columns import columns_from_v1, columns_from_v2
 from stroke_mlops.serving.protocol.errors import InvalidRequestError
 from stroke_mlops.serving.protocol.strict_json import parse_json_body
 from stroke_mlops.serving.protocol.v2_request import RawV2Request, decode_v2_request
 from stroke_mlops.serving.request_log import RequestLogger, bounded_request_id, utc_timestamp
-from stroke_mlops.serving.scoring import CompiledModel
+from stroke_mlops.serving.scoring import CompiledModel, Predictions
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +102,7 @@ class StrokeModel(Model):
         self.max_instances = max_instances
         self.public_key = public_key  # None: $STROKE_MLOPS_SIGNING_PUBLIC_KEY at load()
         self.compiled: CompiledModel | None = None
+        self.explainer: Explainer | None = None
         self.request_logger = request_logger or RequestLogger()
         self.metrics = metrics or ServingMetrics(registry=None)
         self._nullable: tuple[str, ...] = ()
@@ -112,7 +118,7 @@ class StrokeModel(Model):
             raise ModelLoadError(str(error)) from error
         try:
             model_dir = fetch_model_dir(self.model_uri, self._download_dir)
-            self.compiled = load_compiled_model(model_dir, public_key)
+            self.compiled, self.explainer = load_explained_model(model_dir, public_key)
         except ModelLoadError:
             raise
         except Exception as error:  # checksum, unpickling, unsupported shape: all refuse
@@ -158,6 +164,8 @@ class StrokeModel(Model):
         payload: dict[str, Any] | InferRequest | RawV2Request | bytes,
         headers: dict[str, str] | None = None,
         response_headers: dict[str, str] | None = None,
+        *,
+        explain: bool = False,
     ) -> dict[str, Any] | InferResponse:
         """Validate, encode and score a V1 body or a V2 request (one code path).
 
@@ -182,18 +190,26 @@ class StrokeModel(Model):
         }
         if replaced is not None:
             record["request_id_replaced"] = replaced
+        if explain:
+            record["verb"] = "explain"
         try:
             if isinstance(payload, RawV2Request):
                 payload = decode_v2_request(payload, self.name)
             if isinstance(payload, InferRequest):
                 if payload.id and not (headers or {}).get("x-request-id"):
                     _use_request_id(record, context, payload.id)  # known once decoded
+                if explain:
+                    raise InvalidRequestError("explanations are served on V1 (:explain) only")
                 columns, count = columns_from_v2(payload.inputs, compiled.specs, self.max_instances)
                 _check_requested_outputs(payload)
             else:
                 body = parse_json_body(payload) if isinstance(payload, bytes | str) else payload
                 columns, count = columns_from_v1(body, compiled.specs, self.max_instances)
-            predictions = compiled.predict(columns, count)
+            predictions: Predictions | Explanations = (
+                self._explainer().explain(columns, count)
+                if explain
+                else compiled.predict(columns, count)
+            )
         except InvalidRequestError as error:
             message = cap_message(str(error))
             reason = refusal_reason(400, message)
@@ -232,6 +248,11 @@ class StrokeModel(Model):
             },
             latency_ms=round((time.perf_counter() - started) * 1000, 3),
         )
+        if isinstance(predictions, Explanations):
+            record["outputs"]["base_value"] = predictions.base_values
+            record["outputs"]["contributions"] = {
+                name: predictions.contributions[:, k] for k, name in enumerate(predictions.features)
+            }
         self.request_logger.log(record)
         self.metrics.observe_predictions(
             compiled.version,
@@ -239,6 +260,13 @@ class StrokeModel(Model):
             predictions.decisions,
             count_missing(columns, self._nullable),
         )
+        return response
+
+    def explain(self, payload: Any, headers: dict[str, str] | None = None) -> dict[str, Any]:
+        """KServe's V1 explain verb: predict()'s decoding, validation, limits and request record,
+        answered with each instance's exact contributions (serving/explain.py)."""
+        response = self.predict(payload, headers, explain=True)
+        assert isinstance(response, dict)  # V1 only: a V2 request is refused above
         return response
 
     def record_refusal(self, context: RequestContext, status: int, message: str) -> None:
@@ -266,6 +294,11 @@ class StrokeModel(Model):
             record["request_id_replaced"] = context.request_id_replaced
         self.request_logger.log(record)
         self.metrics.observe_refusal(reason)
+
+    def _explainer(self) -> Explainer:
+        if self.explainer is None:
+            raise ModelNotReady(self.name, "the model is not loaded")
+        return self.explainer
 
     def _model(self) -> CompiledModel:
         if self.compiled is None:
