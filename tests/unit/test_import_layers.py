@@ -18,7 +18,7 @@ SOURCE = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 # A stage may import only from stages before it. Modules outside the stage folders (cli, steps,
 # image, logs, project, local_docker, ...) may import any stage; no stage imports them except
 # the few shared helpers below.
-STAGES = ("data", "training", "registry", "serving", "monitoring", "deploy")
+STAGES = ("data", "training", "registry", "serving", "monitoring", "deploy", "app")
 SHARED_TOP_LEVEL = {f"{PACKAGE}.logs", f"{PACKAGE}.image", PACKAGE}
 
 
