@@ -19,6 +19,7 @@ from tools.validate_k8s import KUBERNETES_VERSION, admission_problems, validate_
 Rendered = tuple[str, list[dict[str, Any]]]
 S3_SECRET = "stroke-mlops-s3"
 S3_KEYS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+APP = "stroke-mlops-app"
 
 
 def test_overlay_validates_strictly_with_zero_problems(overlay: Rendered) -> None:
@@ -42,6 +43,8 @@ def test_overlay_holds_exactly_the_expected_objects(overlay: Rendered) -> None:
         ("Secret", "stroke-mlops", S3_SECRET),
         ("Secret", "kubeflow", S3_SECRET),
         ("ServingRuntime", "stroke-mlops", "stroke-mlops-runtime"),
+        ("Deployment", "stroke-mlops", APP),
+        ("Service", "stroke-mlops", APP),
         ("Role", "stroke-mlops", "inferenceservice-deployer"),
         ("RoleBinding", "stroke-mlops", "pipeline-runner-inferenceservice-deployer"),
     }
@@ -118,6 +121,55 @@ def test_rbac_grants_pipeline_runner_exactly_the_inferenceservice_verbs(overlay:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "pipeline-runner", "namespace": "kubeflow"}
     ]
+
+
+def test_the_app_pod_is_hardened_like_the_predictor(overlay: Rendered) -> None:
+    _, objects = overlay
+    runtime = find(objects, "ServingRuntime", kserve_objects.SERVING_RUNTIME_NAME, "stroke-mlops")
+    (predictor,) = runtime["spec"]["containers"]
+    pod = find(objects, "Deployment", APP, "stroke-mlops")["spec"]["template"]["spec"]
+    (app,) = pod["containers"]
+    assert app["securityContext"] == predictor["securityContext"]
+    assert app["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert set(app["resources"]) == {"requests", "limits"}
+    assert app["image"] == predictor["image"] and app["imagePullPolicy"] == "IfNotPresent"
+    (tmp,) = [v for v in pod["volumes"] if v["name"] == "tmp"]
+    assert (
+        tmp["emptyDir"]["sizeLimit"] and {"name": "tmp", "mountPath": "/tmp"} in app["volumeMounts"]
+    )
+    assert app["readinessProbe"]["httpGet"]["path"] == "/healthz"
+
+
+def test_the_app_reaches_the_predictors_service_and_the_store(overlay: Rendered) -> None:
+    _, objects = overlay
+    (app,) = find(objects, "Deployment", APP, "stroke-mlops")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    args = app["args"]
+    assert args[:2] == ["stroke-mlops", "app"]
+    option = dict(zip(args[2::2], args[3::2], strict=True))
+    # KServe Standard mode: the predictor's Service is <isvc>-predictor, port 80 -> 8080
+    service = f"{kserve_objects.INFERENCE_SERVICE_NAME}-predictor.stroke-mlops.svc.cluster.local"
+    assert option["--predictor-url"] == f"http://{service}"
+    assert option["--store"] == "s3://stroke-mlops/models"
+    assert option["--host"] == "0.0.0.0"
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in app["env"] if "valueFrom" in e}
+    assert {ref["name"] for ref in refs.values()} == {S3_SECRET} and set(refs) == S3_KEYS
+    # the predictor's and MinIO's policies admit pods of this namespace, so the app's
+    for name in ("predictor-ingress", "minio-ingress"):
+        rules = find(objects, "NetworkPolicy", name, "stroke-mlops")["spec"]["ingress"]
+        assert any({"podSelector": {}} in rule["from"] for rule in rules), name
+    app_service = find(objects, "Service", APP, "stroke-mlops")["spec"]
+    labels = find(objects, "Deployment", APP)["spec"]["template"]["metadata"]["labels"]
+    assert app_service["selector"].items() <= labels.items()
+    (port,) = app_service["ports"]
+    (container_port,) = app["ports"]
+    assert (
+        port["targetPort"] == container_port["name"]
+        and int(option["--port"]) == container_port["containerPort"]
+    )
 
 
 def test_minio_accepts_s3_traffic_only_from_its_namespace_and_kubeflow(overlay: Rendered) -> None:
@@ -294,6 +346,8 @@ def test_the_image_variable_reaches_the_serving_runtime(tmp_path: Path) -> None:
     runtime = find(objects, "ServingRuntime", "stroke-mlops-runtime")
     (container,) = runtime["spec"]["containers"]
     assert container["image"] == "registry.example:5000/team/stroke-mlops:dev-1"
+    (app,) = find(objects, "Deployment", APP)["spec"]["template"]["spec"]["containers"]
+    assert app["image"] == "registry.example:5000/team/stroke-mlops:dev-1"
     assert validate_objects(objects) + admission_problems(objects) == []
 
 

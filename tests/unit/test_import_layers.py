@@ -19,7 +19,7 @@ SOURCE = Path(__file__).resolve().parents[2] / "src" / PACKAGE
 # image, logs, project, local_docker, ...) may import any stage; no stage imports them except
 # the few shared helpers below, and the compatibility modules (stroke_mlops.compat), which import
 # no stage.
-STAGES = ("data", "training", "registry", "serving", "monitoring", "deploy")
+STAGES = ("data", "training", "registry", "serving", "monitoring", "deploy", "app")
 SHARED_TOP_LEVEL = {f"{PACKAGE}.logs", f"{PACKAGE}.image", f"{PACKAGE}.settings", PACKAGE}
 COMPAT = f"{PACKAGE}.compat"
 

@@ -182,14 +182,16 @@ def describe_body_errors(problems: Sequence[Any]) -> str:
 
 
 class InferenceEndpoints:
-    """ASGI: V1 ``POST /v1/models/<m>:predict`` and V2 ``POST /v2/models/<m>/infer`` served
-    from the raw body, ahead of KServe's routes; every other request goes on to KServe's app.
+    """ASGI: V1 ``POST /v1/models/<m>:predict`` and ``:explain`` and V2 ``POST
+    /v2/models/<m>/infer`` served from the raw body, ahead of KServe's routes; every other
+    request goes on to KServe's app.
 
     KServe's handlers parse the body before the model sees it (orjson for V1, keeping the last
     of two equal keys; pydantic for V2, coercing ``"shape": ["1"]``, answering 500 to broken
     binary tensors); these pass the bytes to ``StrokeModel.preprocess``, which decodes them
     strictly. Everything after that is KServe's: readiness, ``DataPlane.infer`` (the model's
-    preprocess, predict and postprocess) and ``DataPlane.encode``; errors are answered by the
+    preprocess, predict and postprocess) or, for ``:explain``, ``DataPlane.explain`` (KServe's
+    ``Model.explain`` hook in place of predict) and ``DataPlane.encode``; errors are answered by the
     app's own exception handlers. Served here, an inference request skips the framework's
     routing and per-request objects, most of what a one-row request costs besides scoring.
     """
@@ -200,7 +202,7 @@ class InferenceEndpoints:
         self.handlers = handlers  # the FastAPI app, whose exception handlers answer errors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        model_name = _inference_model(scope)
+        model_name, verb = _inference_model(scope)
         if model_name is None:
             await self.app(scope, receive, send)
             return
@@ -215,7 +217,8 @@ class InferenceEndpoints:
                 payload = body
             if not await self.dataplane.model_ready(model_name, True):
                 raise ModelNotReady(model_name)
-            response, response_headers = await self.dataplane.infer(
+            run = self.dataplane.explain if verb == "explain" else self.dataplane.infer
+            response, response_headers = await run(
                 model_name=model_name, request=payload, headers=headers
             )
             response, encoding_headers = self.dataplane.encode(
@@ -257,17 +260,24 @@ class InferenceEndpoints:
         raise error
 
 
-def _inference_model(scope: Scope) -> str | None:
-    """The model name of a V1 predict or V2 infer POST; None for any other request."""
+_INFERENCE_PATHS = (
+    ("/v1/models/", ":predict", "predict"),
+    ("/v1/models/", ":explain", "explain"),
+    ("/v2/models/", "/infer", "predict"),
+)
+
+
+def _inference_model(scope: Scope) -> tuple[str | None, str]:
+    """The model name and verb of a V1 predict/explain or V2 infer POST; (None, "") otherwise."""
     if scope["type"] != "http" or scope["method"] != "POST":
-        return None
+        return None, ""
     path = str(scope["path"])
-    for prefix, suffix in (("/v1/models/", ":predict"), ("/v2/models/", "/infer")):
+    for prefix, suffix, verb in _INFERENCE_PATHS:
         if path.startswith(prefix) and path.endswith(suffix):
             name = path[len(prefix) : len(path) - len(suffix)]
             if name and "/" not in name:
-                return name
-    return None
+                return name, verb
+    return None, ""
 
 
 async def _read_body(receive: Receive) -> bytes:

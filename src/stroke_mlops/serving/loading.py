@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 
 from stroke_mlops.registry.model_dir import open_signed_model_dir
+from stroke_mlops.serving.explain import Explainer
 from stroke_mlops.serving.scoring import CompiledModel, compile_model
 
 
@@ -54,10 +55,17 @@ def load_compiled_model(model_dir: Path, public_key: Path) -> CompiledModel:
 
     Raises model_dir.ModelDirError or UnsupportedPipelineError with a one-line reason.
     """
+    return load_explained_model(model_dir, public_key)[0]
+
+
+def load_explained_model(model_dir: Path, public_key: Path) -> tuple[CompiledModel, Explainer]:
+    """As :func:`load_compiled_model`, with the model's explainer (serving/explain.py)."""
     verified = open_signed_model_dir(model_dir, public_key)
-    return compile_model(
-        verified.load_model(),
+    pipeline = verified.load_model()
+    compiled = compile_model(
+        pipeline,
         verified.signature,
         threshold=verified.threshold,
         version=verified.version,
     )
+    return compiled, Explainer(compiled, pipeline[-1])

@@ -9,6 +9,10 @@ protocols through one code path:
 * V1 ``POST /v1/models/stroke:predict`` ``{"instances": [{feature: value, ...}, ...]}`` returns
   ``{"predictions": [{"probability": p, "decision": 0|1}, ...], "model_name": "stroke",
   "model_version": "<metadata version>"}``.
+* V1 ``POST /v1/models/stroke:explain`` (KServe's explain verb, :meth:`StrokeModel.explain`), the
+  same body, returns ``{"explanations": [{"probability", "decision", "threshold", "output",
+  "base_value", "contributions": {feature: c}}, ...], ...}`` (see
+  :mod:`stroke_mlops.serving.explain`), with predict()'s validation, limits and record.
 * V2 ``POST /v2/models/stroke/infer`` with one input per feature (FP64 / INT64 / BYTES, shape
   ``[N]``) returns outputs ``probability`` (FP64) and ``decision`` (INT64), ``model_version`` set.
 
@@ -38,7 +42,8 @@ from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 from stroke_mlops.data import schema
 from stroke_mlops.registry.signing import SignatureError, public_key_from_env
 from stroke_mlops.serving.defaults import MAX_INSTANCES
-from stroke_mlops.serving.loading import ModelLoadError, fetch_model_dir, load_compiled_model
+from stroke_mlops.serving.explain import Explainer, Explanations
+from stroke_mlops.serving.loading import ModelLoadError, fetch_model_dir, load_explained_model
 from stroke_mlops.serving.metrics import ServingMetrics, count_missing, refusal_reason
 from stroke_mlops.serving.protocol.columns import Columns, columns_from_v1, columns_from_v2
 from stroke_mlops.serving.protocol.errors import InvalidRequestError
@@ -82,7 +87,7 @@ class ScoringRequest:
     columns: Columns
     count: int
     v2: InferRequest | None  # None for V1
-    predictions: Predictions | None = None
+    predictions: Predictions | Explanations | None = None
 
 
 def cap_message(message: str, limit: int = MAX_ERROR_CHARS) -> str:
@@ -111,6 +116,7 @@ class StrokeModel(Model):
         self.max_instances = max_instances
         self.public_key = public_key  # None: $STROKE_MLOPS_SIGNING_PUBLIC_KEY at load()
         self.compiled: CompiledModel | None = None
+        self.explainer: Explainer | None = None
         self.request_logger = request_logger or RequestLogger()
         self.metrics = metrics or ServingMetrics(registry=None)
         self._nullable: tuple[str, ...] = ()
@@ -126,7 +132,7 @@ class StrokeModel(Model):
             raise ModelLoadError(str(error)) from error
         try:
             model_dir = fetch_model_dir(self.model_uri, self._download_dir)
-            self.compiled = load_compiled_model(model_dir, public_key)
+            self.compiled, self.explainer = load_explained_model(model_dir, public_key)
         except ModelLoadError:
             raise
         except Exception as error:  # checksum, unpickling, unsupported shape: all refuse
@@ -262,6 +268,11 @@ class StrokeModel(Model):
             },
             latency_ms=round((time.perf_counter() - result.started) * 1000, 3),
         )
+        if isinstance(predictions, Explanations):
+            record["outputs"]["base_value"] = predictions.base_values
+            record["outputs"]["contributions"] = {
+                name: predictions.contributions[:, k] for k, name in enumerate(predictions.features)
+            }
         self.request_logger.log(record)
         self.metrics.observe_predictions(
             predictions.model_version,
@@ -288,6 +299,28 @@ class StrokeModel(Model):
         self.metrics.observe_refusal(reason)
         return InvalidInput(message)
 
+    def explain(
+        self, payload: ScoringRequest | RawPayload, headers: dict[str, str] | None = None
+    ) -> ScoringRequest | dict[str, Any]:
+        """KServe's V1 explain verb, in predict()'s place between preprocess() and postprocess():
+        the same decoding, validation, limits and request record, answered with each instance's
+        exact contributions (serving/explain.py). Given a request instead of preprocess()'s
+        result (a direct, in-process call), it runs the three steps and returns the response."""
+        if not isinstance(payload, ScoringRequest):
+            explained = self.explain(self.preprocess(payload, headers), headers)
+            assert isinstance(explained, ScoringRequest)
+            response = self.postprocess(explained)
+            assert isinstance(response, dict)  # V1 only: a V2 request is refused below
+            return response
+        payload.record["verb"] = "explain"
+        try:
+            if payload.v2 is not None:
+                raise InvalidRequestError("explanations are served on V1 (:explain) only")
+            payload.predictions = self._explainer().explain(payload.columns, payload.count)
+        except InvalidRequestError as error:
+            raise self._refused(payload.record, payload.started, error) from error
+        return payload
+
     def record_refusal(self, context: RequestContext, status: int, message: str) -> None:
         """Record a request refused before predict() (no inputs: they may not even parse)."""
         if context.recorded:
@@ -313,6 +346,11 @@ class StrokeModel(Model):
             record["request_id_replaced"] = context.request_id_replaced
         self.request_logger.log(record)
         self.metrics.observe_refusal(reason)
+
+    def _explainer(self) -> Explainer:
+        if self.explainer is None:
+            raise ModelNotReady(self.name, "the model is not loaded")
+        return self.explainer
 
     def _model(self) -> CompiledModel:
         if self.compiled is None:

@@ -53,6 +53,7 @@ STDOUT_FIELDS = (
     "model_name",
     "model_version",
     "protocol",
+    "verb",  # "explain" for :explain; absent for predictions
     "status",
     "http_status",
     "reason",

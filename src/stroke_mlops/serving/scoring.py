@@ -144,6 +144,19 @@ class CompiledModel:
         decisions = (probabilities >= self.threshold).astype(np.int64)
         return Predictions(probabilities, decisions, self.version)
 
+    def input_columns(self) -> dict[str, tuple[int, ...]]:
+        """The encoded columns each input fills (a number: one; a category: one per value)."""
+        return {
+            spec.name: tuple(
+                column
+                for slot in slots
+                for column in (
+                    (slot.column,) if isinstance(slot, _AffineSlot) else slot.columns.values()
+                )
+            )
+            for spec, _read, slots in self._plan
+        }
+
     def predict_instances(self, instances: list[dict[str, Any]]) -> Predictions:
         """Score V1-style instances (the in-process equivalent of a V1 request)."""
         columns, count = columns_from_v1({"instances": instances}, self.specs)
