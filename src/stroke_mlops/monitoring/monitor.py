@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 
 from stroke_mlops.data import schema
-from stroke_mlops.monitoring import stats
+from stroke_mlops.monitoring import drift_tests, stats
+from stroke_mlops.monitoring.drift_tests import Comparison, DriftTest
 from stroke_mlops.monitoring.feedback import load_feedback
 from stroke_mlops.monitoring.reference import (
     REFERENCE_FILE,
-    SCORE_COLUMN,
     ReferenceProfile,
     profile_reference,
     read_reference,
@@ -38,7 +38,6 @@ from stroke_mlops.monitoring.reference import (
 from stroke_mlops.monitoring.requests import RequestLogReader, as_utc
 from stroke_mlops.monitoring.summary import (
     DataQuality,
-    Distribution,
     DriftResult,
     Interval,
     MonitorSummary,
@@ -71,8 +70,6 @@ DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_LABELLED_POSITIVES = 20
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
-DISPLAY_BINS = 10
-_NULLABLE = tuple(f.name for f in schema.NUMERIC_FEATURES if f.nullable)
 
 
 class MonitorError(ValueError):
@@ -83,45 +80,12 @@ class MonitorError(ValueError):
 # Judging the window
 
 
-def _grouped(
-    reference_counts: np.ndarray, window_counts: np.ndarray, edges: np.ndarray
-) -> Distribution:
-    """Percentile bins merged into about DISPLAY_BINS groups of ~equal reference mass."""
-    total_ref, total_win = max(reference_counts.sum(), 1), max(window_counts.sum(), 1)
-    decile = np.floor(np.cumsum(reference_counts) / total_ref * DISPLAY_BINS - 1e-9)
-    labels, ref_shares, win_shares = [], [], []
-    start = 0
-    for end in range(len(reference_counts)):
-        last = end == len(reference_counts) - 1
-        if not last and decile[end] == decile[end + 1]:
-            continue
-        low = f"{edges[start - 1]:.3g}" if start > 0 else None
-        high = f"{edges[end]:.3g}" if end < len(edges) else None
-        labels.append(
-            f"< {high}" if low is None else (f"≥ {low}" if high is None else f"{low}–{high}")
-        )
-        ref_shares.append(float(reference_counts[start : end + 1].sum() / total_ref))
-        win_shares.append(float(window_counts[start : end + 1].sum() / total_win))
-        start = end + 1
-    return Distribution(labels=labels, reference=ref_shares, window=win_shares)
-
-
-def _levels(reference: dict[str, int], window: dict[str, int]) -> Distribution:
-    levels = sorted(set(reference) | set(window), key=lambda k: (-reference.get(k, 0), k))
-    total_ref, total_win = max(sum(reference.values()), 1), max(sum(window.values()), 1)
-    return Distribution(
-        labels=levels,
-        reference=[reference.get(k, 0) / total_ref for k in levels],
-        window=[window.get(k, 0) / total_win for k in levels],
-    )
-
-
-def _result(
-    name: str, kind: Any, outcome: stats.TwoSampleResult, distribution: Distribution | None
-) -> DriftResult:
+def _result(test: DriftTest, comparison: Comparison) -> DriftResult:
+    outcome = comparison.outcome
     return DriftResult(
-        name=name,
-        kind=kind,
+        name=test.name,
+        kind=test.kind,
+        section=test.section,
         test=outcome.test,
         statistic=outcome.statistic,
         p_value=outcome.p_value,
@@ -130,12 +94,8 @@ def _result(
         distance_name=outcome.distance_name,
         verdict="not tested" if outcome.note.endswith("no test") else "no drift",
         note=outcome.note,
-        distribution=distribution,
+        distribution=comparison.distribution,
     )
-
-
-def _missing_table(missing: int, rows: int) -> dict[str, int]:
-    return {"missing": missing, "present": rows - missing}
 
 
 def judge_window(
@@ -144,54 +104,10 @@ def judge_window(
     *,
     min_rows: int = DEFAULT_MIN_ROWS,
     alpha: float = DEFAULT_ALPHA,
-) -> tuple[list[DriftResult], DriftResult, DriftResult]:
-    """Every test of the family, Holm-adjusted: (feature results, score, decision rate)."""
+) -> list[DriftResult]:
+    """Every registered drift test (:mod:`.drift_tests`) as one Holm-adjusted family."""
     window.flush()
-    features: list[DriftResult] = []
-    for name in schema.FEATURE_COLUMNS:
-        if name in profile.numeric:
-            ref = profile.numeric[name]
-            outcome = stats.binned_ks_test(ref.counts, window.numeric[name])
-            features.append(
-                _result(
-                    name, "numeric", outcome, _grouped(ref.counts, window.numeric[name], ref.edges)
-                )
-            )
-        else:
-            ref_levels, win_levels = profile.categorical[name], window.category_counts(name)
-            outcome = stats.contingency_test(ref_levels, win_levels)
-            features.append(_result(name, "categorical", outcome, _levels(ref_levels, win_levels)))
-    for name in _NULLABLE:
-        ref_missing = _missing_table(profile.numeric[name].missing, profile.rows)
-        win_missing = _missing_table(window.missing_count(name), window.rows)
-        outcome = stats.contingency_test(ref_missing, win_missing)
-        features.append(
-            _result(
-                f"{name} (missing rate)", "missing rate", outcome, _levels(ref_missing, win_missing)
-            )
-        )
-    ref_score = profile.numeric[SCORE_COLUMN]
-    score = _result(
-        "score",
-        "score",
-        stats.binned_ks_test(ref_score.counts, window.numeric[SCORE_COLUMN]),
-        _grouped(ref_score.counts, window.numeric[SCORE_COLUMN], ref_score.edges),
-    )
-    ref_decisions = {
-        "positive": profile.positive_decisions,
-        "negative": profile.rows - profile.positive_decisions,
-    }
-    win_decisions = {
-        "positive": window.positive_decisions,
-        "negative": window.rows - window.positive_decisions,
-    }
-    decision = _result(
-        "positive-decision rate",
-        "decision rate",
-        stats.contingency_test(ref_decisions, win_decisions),
-        _levels(ref_decisions, win_decisions),
-    )
-    family = [*features, score, decision]
+    family = [_result(test, test.compare(profile, window)) for test in drift_tests.registered()]
     tested = [i for i, r in enumerate(family) if r.verdict != "not tested"]
     adjusted = stats.holm_adjust([family[i].p_value for i in tested])
     for index, p_adjusted in zip(tested, adjusted, strict=True):
@@ -199,7 +115,7 @@ def judge_window(
         family[index] = replace(family[index], adjusted_p_value=p_adjusted, verdict=verdict)
     if window.rows < min_rows:  # too few rows: no verdict at all, whatever the statistics say
         family = [replace(r, verdict="insufficient_data") for r in family]
-    return family[: len(features)], family[-2], family[-1]
+    return family
 
 
 def assess_performance(
@@ -320,14 +236,14 @@ def run_monitor(
     window = WindowCounts(profile, version, load_feedback(store_uri))
     for record in reader.records():
         window.add(record)
-    features, score, decision = judge_window(profile, window, min_rows=min_rows, alpha=alpha)
+    family = judge_window(profile, window, min_rows=min_rows, alpha=alpha)
+    features = [r for r in family if r.section == "features"]
     floor = recall_floor
     if floor is None:
         floor = float((metadata.get("gate") or {}).get("min_recall", GateThresholds().min_recall))
     performance = assess_performance(
         window.labelled, min_labelled_positives=min_labelled_positives, recall_floor=floor
     )
-    family = [*features, score, decision]
     drift = any(r.verdict == "drift" for r in family)
     recommendation: Recommendation
     if window.rows < min_rows:
@@ -351,8 +267,7 @@ def run_monitor(
         reasons=_reasons(window.rows, min_rows, family, performance),
         features=features,
         prediction=PredictionDrift(
-            score=score,
-            decision_rate=decision,
+            checks=[r for r in family if r.section == "prediction"],
             reference_positive_rate=profile.positive_decisions / profile.rows,
             window_positive_rate=window.positive_decisions / window.rows if window.rows else 0.0,
             threshold=profile.threshold,

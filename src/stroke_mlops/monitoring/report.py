@@ -211,7 +211,7 @@ def render_report(summary: MonitorSummary) -> str:
     window = f"{summary.since or 'first logged request'} → {summary.until or 'last'}"
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in summary.reasons)
     quality, prediction = summary.data_quality, summary.prediction
-    checks = [*summary.features, prediction.score, prediction.decision_rate]
+    checks = [*summary.features, *prediction.checks]
     drifted = sum(r.verdict == "drift" for r in checks)
     requests = quality.refused_requests + quality.accepted_requests
     cards = (
@@ -251,7 +251,7 @@ def render_report(summary: MonitorSummary) -> str:
         f"<p>Threshold {prediction.threshold:.4f}: the window flags "
         f"{prediction.window_positive_rate:.1%} of rows, the reference "
         f"{prediction.reference_positive_rate:.1%}.</p>"
-        f"{_TABLE_HEAD}{_rows([prediction.score, prediction.decision_rate])}</table>"
+        f"{_TABLE_HEAD}{_rows(prediction.checks)}</table>"
         f"<h2 id=quality>Data quality</h2>{_quality_section(quality)}"
         f"<h2 id=performance>Realised performance (feedback labels)</h2>"
         f"{_performance_section(summary.performance)}"

@@ -21,10 +21,11 @@ class Distribution:
 
 @dataclass(frozen=True)
 class DriftResult:
-    """One test of the family: a feature, a feature's missing rate, or a prediction check."""
+    """One registered drift test's result (see :mod:`stroke_mlops.monitoring.drift_tests`)."""
 
-    name: str  # the feature, "bmi (missing rate)", "score", "positive-decision rate"
-    kind: Literal["numeric", "categorical", "missing rate", "score", "decision rate"]
+    name: str  # the registered test's name: the feature, "bmi (missing rate)", "score", …
+    kind: str  # "numeric", "categorical", "missing rate", "score", "decision rate", …
+    section: str  # "features" or "prediction": where the summary and the report list it
     test: str
     statistic: float
     p_value: float
@@ -45,8 +46,7 @@ class DriftResult:
 class PredictionDrift:
     """The served scores and decisions against the reference set's."""
 
-    score: DriftResult
-    decision_rate: DriftResult
+    checks: list[DriftResult]  # the registered tests of section "prediction"
     reference_positive_rate: float
     window_positive_rate: float
     threshold: float
@@ -56,8 +56,7 @@ class PredictionDrift:
         return cls(
             **{
                 **data,
-                "score": DriftResult.from_dict(data["score"]),
-                "decision_rate": DriftResult.from_dict(data["decision_rate"]),
+                "checks": [DriftResult.from_dict(c) for c in data["checks"]],
             }
         )
 
