@@ -28,6 +28,7 @@ ROOT_DIR = "stroke"
 VERSIONS_DIR = "versions"
 POINTER_FILE = "production.json"
 LOCK_FILE = ".production.lock"
+MAX_POINTER_BYTES = 64 * 1024  # a pointer is about 150 bytes
 # Starts with a letter or digit (so ".<name>.publishing-*" scratch folders never look like one).
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -83,12 +84,16 @@ class ProductionPointer:
     @classmethod
     def from_json(cls, text: str | bytes, *, source: str) -> ProductionPointer:
         """Parse a pointer; raise StoreError naming ``source`` and the bad field."""
+        if len(text) > MAX_POINTER_BYTES:
+            raise StoreError(f"{source}: over {MAX_POINTER_BYTES} bytes; the pointer is damaged")
         try:
             document = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise StoreError(
                 f"{source}: not valid JSON ({error}); the pointer is damaged"
             ) from error
+        except RecursionError as error:
+            raise StoreError(f"{source}: nested too deeply; the pointer is damaged") from error
         if not isinstance(document, dict):
             raise StoreError(f"{source}: expected a JSON object, found {type(document).__name__}")
         location = "path" if "path" in document else "uri"  # "uri": written before "path"
@@ -96,8 +101,10 @@ class ProductionPointer:
             if not isinstance(document.get(key), str) or not document[key]:
                 raise StoreError(f"{source}: field {key!r} must be a non-empty string")
         previous = document.get("previous")
-        if previous is not None and not isinstance(previous, str):
-            raise StoreError(f"{source}: field 'previous' must be a string or null")
+        if previous is not None and (
+            not isinstance(previous, str) or not VERSION_PATTERN.fullmatch(previous)
+        ):
+            raise StoreError(f"{source}: field 'previous' must be a version name or null")
         pointer = cls(
             version=check_version_name(document["version"]),
             uri="",
@@ -285,6 +292,55 @@ class ModelStore(ABC):
     def production(self) -> ProductionPointer | None:
         """The current production pointer, or None when nothing was promoted yet."""
         return self._parse_pointer(self._read_pointer()[0])
+
+    def production_state(self) -> tuple[ProductionPointer | None, str | None]:
+        """(pointer, None) when the pointer is sound or absent; (None, why) when it is broken:
+        unreadable, damaged, or naming a version that is not complete in this store."""
+        try:
+            pointer = self.production()
+        except StoreError as error:
+            return None, str(error)
+        if pointer is not None and pointer.version not in self.list_versions():
+            return None, (
+                f"{self.pointer_uri}: names version {pointer.version}, which is not a complete "
+                "version of this store"
+            )
+        return pointer, None
+
+    def repair_pointer(
+        self, version: str, check: Callable[[Path], object] | None = None
+    ) -> ProductionPointer:
+        """Rewrite a broken pointer (see :meth:`production_state`) to name ``version``.
+
+        ``version`` is downloaded and verified first (checksums, then ``check`` on the copy:
+        the signature); a sound pointer is refused (promote or roll back instead). The write is
+        the same compare-and-swap as ``promote``; ``previous`` is left empty.
+        """
+        check_version_name(version)
+        _, broken = self.production_state()
+        if broken is None:
+            raise StoreError(
+                f"{self.pointer_uri}: the pointer is sound; use promote or rollback, not a repair"
+            )
+        with tempfile.TemporaryDirectory(prefix="stroke-repair-") as scratch:
+            local = self.download_version(version, Path(scratch) / version)
+            if check is not None:
+                check(local)
+        with self._pointer_lock():
+            content, revision = self._read_pointer()
+            pointer = ProductionPointer(
+                version=version,
+                uri=self.version_uri(version),
+                promoted_at=_now_iso(),
+                previous=None,
+            )
+            self._swap_pointer(
+                pointer.to_json().encode(), revision=revision, existed=content is not None
+            )
+        log.warning(
+            "repaired %s: production is %s (was broken: %s)", self.pointer_uri, version, broken
+        )
+        return pointer
 
     def promote(
         self, version: str, *, expected: str | _Unchecked | None = UNCHECKED
