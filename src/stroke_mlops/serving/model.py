@@ -44,7 +44,13 @@ from stroke_mlops.serving.protocol.columns import columns_from_v1, columns_from_
 from stroke_mlops.serving.protocol.errors import InvalidRequestError
 from stroke_mlops.serving.protocol.strict_json import parse_json_body
 from stroke_mlops.serving.protocol.v2_request import RawV2Request, decode_v2_request
-from stroke_mlops.serving.request_log import RequestLogger, bounded_request_id, utc_timestamp
+from stroke_mlops.serving.request_log import (
+    PREDICTION_ID_HEADER,
+    RequestLogger,
+    bounded_request_id,
+    new_prediction_id,
+    utc_timestamp,
+)
 from stroke_mlops.serving.scoring import CompiledModel
 
 log = logging.getLogger(__name__)
@@ -92,7 +98,7 @@ class StrokeModel(Model):
         max_instances: int = MAX_INSTANCES,
         public_key: Path | None = None,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, return_response_headers=True)  # x-prediction-id
         self.model_uri = model_uri
         self.max_instances = max_instances
         self.public_key = public_key  # None: $STROKE_MLOPS_SIGNING_PUBLIC_KEY at load()
@@ -194,6 +200,7 @@ class StrokeModel(Model):
                 body = parse_json_body(payload) if isinstance(payload, bytes | str) else payload
                 columns, count = columns_from_v1(body, compiled.specs, self.max_instances)
             predictions = compiled.predict(columns, count)
+            prediction_id = new_prediction_id()
         except InvalidRequestError as error:
             message = cap_message(str(error))
             reason = refusal_reason(400, message)
@@ -222,8 +229,12 @@ class StrokeModel(Model):
             )
         else:
             response = predictions.v1_body(self.name)
+            response["prediction_id"] = prediction_id
+        if response_headers is not None:
+            response_headers[PREDICTION_ID_HEADER] = prediction_id
         record.update(
             status="ok",
+            prediction_id=prediction_id,
             instances=count,
             inputs=columns,
             outputs={
