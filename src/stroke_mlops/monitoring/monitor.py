@@ -23,8 +23,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from stroke_mlops.data import schema
 from stroke_mlops.monitoring import drift_tests, stats
 from stroke_mlops.monitoring.drift_tests import Comparison, DriftTest
@@ -68,6 +66,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MIN_ROWS = 200
 DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_LABELLED_POSITIVES = 20
+DEFAULT_MAX_BAD_SHARE = 0.01  # more records of the version unusable than this: an alarm
+MISSING_MARGIN = 0.10  # a feature missing this much more often than in the reference: an alarm
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
 
@@ -119,22 +119,19 @@ def judge_window(
 
 
 def assess_performance(
-    labelled: list[tuple[int, float, int]],
+    window: WindowCounts,
     *,
     min_labelled_positives: int,
     recall_floor: float,
 ) -> Performance:
     """Realised recall and precision with Wilson intervals, or "too few labels"."""
-    labels = np.array([row[0] for row in labelled], dtype=np.int64)
-    decisions = np.array([row[2] for row in labelled], dtype=np.int64)
-    positives = int(labels.sum())
-    predicted = int(decisions.sum())
-    hits = int(((labels == 1) & (decisions == 1)).sum())
+    labelled_rows, positives = window.labelled_rows, window.labelled_positives
+    predicted, hits = window.labelled_predicted, window.labelled_hits
     if positives < min_labelled_positives:
         empty = Interval(None, None, None)
         return Performance(
             status="too few labels",
-            labelled_rows=len(labelled),
+            labelled_rows=labelled_rows,
             labelled_positives=positives,
             min_labelled_positives=min_labelled_positives,
             recall=empty,
@@ -151,7 +148,7 @@ def assess_performance(
     below = recall_high < recall_floor
     return Performance(
         status="ok",
-        labelled_rows=len(labelled),
+        labelled_rows=labelled_rows,
         labelled_positives=positives,
         min_labelled_positives=min_labelled_positives,
         recall=recall,
@@ -190,6 +187,50 @@ def load_production_reference(store_uri: str) -> tuple[str, dict[str, Any], Refe
     return pointer.version, metadata, profile
 
 
+def quality_alarms(
+    window: WindowCounts,
+    reader: RequestLogReader,
+    profile: ReferenceProfile,
+    *,
+    min_rows: int = DEFAULT_MIN_ROWS,
+    max_bad_share: float = DEFAULT_MAX_BAD_SHARE,
+) -> list[str]:
+    """Why the window's data cannot be trusted (empty when it can): a data-quality alarm.
+
+    More than ``max_bad_share`` of the records unusable, any unreadable object, or (in a window
+    of at least ``min_rows`` rows) a feature missing ``MISSING_MARGIN`` more often than in the
+    reference."""
+    alarms = []
+    bad = window.invalid_count + reader.unreadable_lines
+    records = bad + window.accepted_requests
+    if bad and bad > max_bad_share * records:
+        reasons = ", ".join(f"{r} ({n})" for r, n in window.invalid_records.most_common(3))
+        unreadable = (
+            f"{reader.unreadable_lines} unreadable lines" if reader.unreadable_lines else ""
+        )
+        shown = "; ".join(part for part in (reasons, unreadable) if part)
+        alarms.append(
+            f"data quality: {bad} of {records} logged records could not be used "
+            f"({bad / records:.1%}, more than {max_bad_share:.0%}): {shown}"
+        )
+    if reader.unreadable_objects:
+        alarms.append(
+            f"data quality: {reader.unreadable_objects} request-log object(s) could not be read"
+        )
+    if window.rows >= min_rows:
+        for name in schema.FEATURE_COLUMNS:
+            reference_rate = (
+                profile.numeric[name].missing / profile.rows if name in profile.numeric else 0.0
+            )
+            rate = window.missing_count(name) / window.rows
+            if rate > reference_rate + MISSING_MARGIN:
+                alarms.append(
+                    f"data quality: {name} is missing in {rate:.1%} of rows "
+                    f"(reference {reference_rate:.1%})"
+                )
+    return alarms
+
+
 def _reasons(
     rows: int,
     min_rows: int,
@@ -220,6 +261,7 @@ def run_monitor(
     alpha: float = DEFAULT_ALPHA,
     min_labelled_positives: int = DEFAULT_MIN_LABELLED_POSITIVES,
     recall_floor: float | None = None,
+    max_bad_share: float = DEFAULT_MAX_BAD_SHARE,
 ) -> MonitorSummary:
     """Judge the window [since, until) of the production version's logged requests.
 
@@ -233,20 +275,24 @@ def run_monitor(
     started = time.perf_counter()
     version, metadata, profile = load_production_reference(store_uri)
     reader = RequestLogReader(requests_uri, since=since, until=until)
-    window = WindowCounts(profile, version, load_feedback(store_uri))
-    for record in reader.records():
-        window.add(record)
+    feedback = load_feedback(store_uri)
+    window = WindowCounts(profile, version, feedback.index)
+    for record, line_hash in reader.lines():
+        window.add(record, line_hash)
     family = judge_window(profile, window, min_rows=min_rows, alpha=alpha)
     features = [r for r in family if r.section == "features"]
     floor = recall_floor
     if floor is None:
         floor = float((metadata.get("gate") or {}).get("min_recall", GateThresholds().min_recall))
     performance = assess_performance(
-        window.labelled, min_labelled_positives=min_labelled_positives, recall_floor=floor
+        window, min_labelled_positives=min_labelled_positives, recall_floor=floor
     )
     drift = any(r.verdict == "drift" for r in family)
+    alarms = quality_alarms(window, reader, profile, min_rows=min_rows, max_bad_share=max_bad_share)
     recommendation: Recommendation
-    if window.rows < min_rows:
+    if alarms:
+        recommendation = "data_quality_alarm"
+    elif window.rows < min_rows:
         recommendation = "insufficient_data"
     elif drift or performance.below_floor:
         recommendation = "retrain"
@@ -264,7 +310,7 @@ def run_monitor(
         correction="holm",
         drift_detected=drift,
         recommendation=recommendation,
-        reasons=_reasons(window.rows, min_rows, family, performance),
+        reasons=alarms + _reasons(window.rows, min_rows, family, performance),
         features=features,
         prediction=PredictionDrift(
             checks=[r for r in family if r.section == "prediction"],
@@ -287,7 +333,13 @@ def run_monitor(
             refused_requests=window.refused_requests,
             refused_rate=window.refused_requests / requests if requests else 0.0,
             refusal_reasons=dict(window.refusal_reasons.most_common()),
-            unreadable_records=window.unreadable_records + reader.unreadable_lines,
+            unreadable_records=reader.unreadable_lines,
+            unreadable_objects=reader.unreadable_objects,
+            invalid_records=dict(window.invalid_records.most_common()),
+            duplicate_records=window.duplicate_records,
+            quarantined_labels=feedback.quarantined_lines,
+            conflicting_label_ids=feedback.conflicting_ids,
+            alarms=alarms,
             other_version_requests=window.other_version_requests,
             objects_read=reader.objects_read,
         ),

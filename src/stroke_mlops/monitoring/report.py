@@ -26,6 +26,8 @@ RETRAIN_COLOUR, NONE_COLOUR, INSUFFICIENT_COLOUR = "#b00020", "#1b7f3b", "#8a6d0
 
 def headline(summary: MonitorSummary) -> tuple[str, str]:
     """(colour, verdict line) of the page's first box."""
+    if summary.recommendation == "data_quality_alarm":
+        return INSUFFICIENT_COLOUR, "Data-quality alarm: the window's data cannot be trusted"
     if summary.recommendation == "insufficient_data":
         return INSUFFICIENT_COLOUR, "Insufficient data: no verdict"
     if summary.recommendation == "none":
@@ -191,6 +193,11 @@ def _quality_section(quality: DataQuality) -> str:
         f"<tr><td>{html.escape(reason)}</td><td class='num'>{count}</td></tr>"
         for reason, count in quality.refusal_reasons.items()
     )
+    reason_rows += "".join(
+        f"<tr><td>logged record left out: {html.escape(reason)}</td>"
+        f"<td class='num'>{count}</td></tr>"
+        for reason, count in quality.invalid_records.items()
+    )
     return (
         '<div class="cards" style="align-items:flex-start;flex-wrap:nowrap"><div><table><tr>'
         "<th>feature</th>"
@@ -200,8 +207,12 @@ def _quality_section(quality: DataQuality) -> str:
         f"</tr>{reason_rows or '<tr><td colspan=2>none</td></tr>'}</table>"
         f'<p class="meta">{quality.accepted_requests} accepted and {quality.refused_requests} '
         f"refused requests of this version; {quality.other_version_requests} requests of other "
-        f"versions not judged; {quality.unreadable_records} unreadable records; "
-        f"{quality.objects_read} log objects read.</p></div></div>"
+        f"versions not judged; {quality.unreadable_records} unreadable lines; "
+        f"{sum(quality.invalid_records.values())} records left out (schema); "
+        f"{quality.duplicate_records} duplicate records counted once; "
+        f"{quality.objects_read} log objects read, {quality.unreadable_objects} unreadable; "
+        f"{quality.quarantined_labels} stored label lines quarantined, "
+        f"{quality.conflicting_label_ids} conflicting label ids left out.</p></div></div>"
     )
 
 
