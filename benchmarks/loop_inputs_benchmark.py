@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from monitor_benchmark import _CHILD, DATA, VERSION, columns, fit_seed  # noqa: E402
+from monitor_benchmark import DATA, VERSION, columns, fit_seed  # noqa: E402
 
 from stroke_mlops.data import dataset, schema  # noqa: E402
 from stroke_mlops.monitoring import reference  # noqa: E402
@@ -44,6 +44,17 @@ from stroke_mlops.registry.store import LocalModelStore  # noqa: E402
 from stroke_mlops.serving.request_log import encode_record  # noqa: E402
 
 GIB = 1 << 30
+# The CLI in a child process that reports its CPU time and peak RSS as its last stderr line.
+# Peak RSS is the kernel's VmHWM: ru_maxrss would carry over the parent's peak across exec.
+_CHILD = (
+    "import resource, sys\n"
+    "from stroke_mlops.cli import main\n"
+    "code = main(sys.argv[1:])\n"
+    "usage = resource.getrusage(resource.RUSAGE_SELF)\n"
+    "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]\n"
+    "print('cpu_s rss_kib', usage.ru_utime + usage.ru_stime, hwm, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
 _PLACEHOLDER = "f" * 32
 
 

@@ -192,3 +192,27 @@ def test_a_reused_client_request_id_cannot_change_realised_recall(
     summary = run_monitor(str(store), str(tmp_path / "logs"), tmp_path / "out")
     assert summary.performance.labelled_rows == 1
     assert summary.performance.labelled_positives == 1
+
+
+def test_repeats_are_found_across_flushes(
+    monitored_store: MonitoredStore,
+    serve_rows: ServeRows,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stroke_mlops.monitoring import window as window_module
+    from stroke_mlops.monitoring.reference import profile_reference
+    from stroke_mlops.monitoring.requests import RequestLogReader
+
+    _served_logs(monitored_store, serve_rows, tmp_path)
+    monkeypatch.setattr(window_module, "_CHUNK_ROWS", 7)  # many small flushes
+    counts = window_module.WindowCounts(
+        profile_reference(monitored_store.reference, threshold=0.5),
+        _one_record(tmp_path / "logs")["model_version"],
+    )
+    lines = list(RequestLogReader(str(tmp_path / "logs")).lines())
+    for record, line_hash in [*lines, *lines[::-1], *lines[:50]]:
+        counts.add(record, line_hash)
+    counts.flush()
+    assert (counts.rows, counts.duplicate_records) == (250, 300)
+    assert len(counts._seen) < 12  # merged, not one array per flush

@@ -59,7 +59,9 @@ class WindowCounts:
         # realised performance on labelled rows, as counts
         self.labelled_rows = self.labelled_positives = 0
         self.labelled_predicted = self.labelled_hits = 0
-        self._seen = np.zeros(0, dtype=np.uint64)  # line hashes of the records counted
+        # line hashes of the records counted, as sorted arrays of growing sizes (merged like a
+        # log-structured tree, so adding n hashes costs O(n log n) and a lookup ~log n arrays)
+        self._seen: list[np.ndarray] = []
         # since the last flush, flat (no per-record containers kept alive): values per feature
         # (schema order), scores, decisions; per record its line hash, rows and prediction id
         self._columns: list[list[Any]] = [[] for _ in _FEATURES]
@@ -111,13 +113,19 @@ class WindowCounts:
         fresh = ~hashed  # records given without a line hash are never taken for repeats
         candidates = np.flatnonzero(hashed)
         unique, first = np.unique(keys[candidates], return_index=True)
-        if self._seen.size and unique.size:
-            position = np.searchsorted(self._seen, unique)
-            position[position == self._seen.size] = 0
-            new = self._seen[position] != unique
+        for seen in self._seen:
+            if not unique.size:
+                break
+            position = np.searchsorted(seen, unique)
+            position[position == seen.size] = 0
+            new = seen[position] != unique
             unique, first = unique[new], first[new]
         fresh[candidates[first]] = True
-        self._seen = np.union1d(self._seen, unique)
+        merged = unique
+        while self._seen and self._seen[-1].size <= merged.size:
+            merged = np.union1d(self._seen.pop(), merged)
+        if merged.size:
+            self._seen.append(merged)
         self.duplicate_records += int(keys.size - fresh.sum())
         return fresh
 
