@@ -137,8 +137,8 @@ def statistics_table(
                 chosen = rng.choice(len(drifted_pool), size=rows, replace=False)
                 counts = WindowCounts(profile, VERSION)
                 counts.add(window_record(model, drifted_pool.iloc[chosen], threshold))
-                features, score, decision = judge_window(profile, counts, min_rows=rows)
-                flagged = [r.name for r in (*features, score, decision) if r.verdict == "drift"]
+                results = judge_window(profile, counts, min_rows=rows)
+                flagged = [r.name for r in results if r.verdict == "drift"]
                 called[name] += bool(flagged)
                 named[name] += feature in flagged
                 if feature is None:

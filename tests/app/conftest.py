@@ -98,8 +98,8 @@ def app_world(
     served.request_logger = RequestLogger(stream=None, sink=sink)
     ids = []
     for index, instance in enumerate(as_instances(rows)):
-        served.predict({"instances": [instance]}, headers={"x-request-id": f"app-{index}"})
-        ids.append(f"app-{index}")
+        answer = served.predict({"instances": [instance]}, headers={"x-request-id": f"app-{index}"})
+        ids.append(answer["prediction_id"])  # labels join on the predictor's own id
     served.request_logger.close()
     record_feedback(str(root), dict(zip(ids, rows["stroke"].astype(int).tolist(), strict=True)))
     reports = tmp_path_factory.mktemp("app-reports")

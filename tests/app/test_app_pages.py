@@ -92,7 +92,8 @@ def test_a_patient_gets_the_predictors_risk_decision_and_contributions(
     assert set(bars) == set(expected["contributions"])
     for name, value in bars.items():
         assert float(value) == pytest.approx(expected["contributions"][name])
-    assert re.search(r'id="request-id">app-[0-9a-f]{32}<', page.text)
+    # the predictor's own id, which feedback labels join on (not the app's correlation id)
+    assert re.search(r'id="prediction-id">[0-9a-f]{32}<', page.text)
 
 
 def test_a_value_out_of_range_gets_the_predictors_message_on_its_field(client: TestClient) -> None:

@@ -82,7 +82,7 @@ def served_model(monitored_store: MonitoredStore) -> StrokeModel:
 @pytest.fixture
 def serve_rows(served_model: StrokeModel) -> ServeRows:
     """``serve_rows(rows, log_uri)``: one V1 request per row through the real predictor, logged
-    to ``log_uri`` by the real request-log sink; returns the request ids."""
+    to ``log_uri`` by the real request-log sink; returns the prediction ids it issued."""
 
     def serve(rows: pd.DataFrame, log_uri: str, prefix: str = "r") -> list[str]:
         sink = RequestLogSink(writer_for(log_uri), batch_size=100, flush_interval_s=60)
@@ -90,11 +90,11 @@ def serve_rows(served_model: StrokeModel) -> ServeRows:
         ids = []
         try:
             for index, instance in enumerate(as_instances(rows)):
-                request_id = f"{prefix}{index}"
-                served_model.predict(
-                    {"instances": [instance]}, headers={"x-request-id": request_id}
+                response = served_model.predict(
+                    {"instances": [instance]}, headers={"x-request-id": f"{prefix}{index}"}
                 )
-                ids.append(request_id)
+                assert isinstance(response, dict)
+                ids.append(response["prediction_id"])
         finally:
             served_model.request_logger.close()
             served_model.request_logger = RequestLogger(stream=None)

@@ -24,27 +24,55 @@ from tests.monitoring.conftest import THRESHOLD, MonitoredStore, ServeRows
 from tests.s3_server import S3Bucket
 
 
-def test_feedback_round_trip_in_a_folder_store_latest_outcome_wins(tmp_path: Path) -> None:
-    first = record_feedback(str(tmp_path), {"a": 1, "b": 0})
-    record_feedback(str(tmp_path), [("b", 1)])
+def pid(number: int) -> str:
+    """A prediction id of the predictor's form."""
+    return f"{number:032x}"
 
-    feedback = load_feedback(str(tmp_path))
 
-    assert {k: v.stroke for k, v in feedback.items()} == {"a": 1, "b": 1}
-    assert first.startswith(tmp_path.as_uri()) and f"/{FEEDBACK_DIR}/" in first
+def stored(store: Path | str) -> dict[str, int]:
+    """Every stored (prediction id → stroke), read back from the feedback objects."""
+    folder = Path(store) / FEEDBACK_DIR
+    lines = [line for f in sorted(folder.iterdir()) for line in f.read_text().splitlines()]
+    return {d["prediction_id"]: d["stroke"] for d in map(json.loads, lines)}
+
+
+def test_feedback_round_trip_in_a_folder_store_appends_and_refuses_a_conflict(
+    tmp_path: Path,
+) -> None:
+    first = record_feedback(str(tmp_path), {pid(1): 1, pid(2): 0})
+    again = record_feedback(str(tmp_path), [(pid(2), 0), (pid(3), 1), (pid(3), 1)])
+    with pytest.raises(FeedbackError, match=r"1 prediction id.*already have the other outcome"):
+        record_feedback(str(tmp_path), [(pid(2), 1)])
+
+    assert first.uri.startswith(tmp_path.as_uri()) and f"/{FEEDBACK_DIR}/" in first.uri
+    assert (again.rows, again.duplicates, again.already_stored, again.stored) == (3, 1, 1, 1)
+    assert stored(tmp_path) == {pid(1): 1, pid(2): 0, pid(3): 1}
+    assert len(load_feedback(str(tmp_path)).index) == 3
     files = sorted((tmp_path / FEEDBACK_DIR).iterdir())
     assert len(files) == 2 and all(f.suffix == ".jsonl" for f in files)  # appended, not replaced
 
 
 def test_feedback_round_trip_in_an_s3_store(s3_bucket: S3Bucket) -> None:
-    record_feedback(s3_bucket.uri("models"), {"x": 1})
+    record_feedback(s3_bucket.uri("models"), {pid(7): 1})
     assert s3_bucket.keys(f"models/{FEEDBACK_DIR}/")
-    assert load_feedback(s3_bucket.uri("models"))["x"].stroke == 1
+    assert len(load_feedback(s3_bucket.uri("models")).index) == 1
 
 
 def test_a_bad_outcome_is_named_and_nothing_is_written(tmp_path: Path) -> None:
-    with pytest.raises(FeedbackError, match=r"outcome 1: stroke must be 0 or 1; got 2"):
-        record_feedback(str(tmp_path), [("a", 1), ("b", 2)])
+    with pytest.raises(FeedbackError, match=r"outcome 1: stroke must be 0 or 1"):
+        record_feedback(str(tmp_path), [(pid(1), 1), (pid(2), 2)])
+    with pytest.raises(FeedbackError, match="both outcomes in this file"):
+        record_feedback(str(tmp_path), [(pid(1), 1), (pid(1), 0)])
+    for forged in (
+        "patient-42",
+        "a" * 10_000,
+        pid(1)[:-1] + "\x00",
+        pid(1) + "\n",
+        pid(0xABCDEF).upper(),
+    ):
+        with pytest.raises(FeedbackError, match="must be an id the predictor issued") as caught:
+            record_feedback(str(tmp_path), [(forged, 1)])
+        assert forged not in str(caught.value)  # the value is not echoed
     assert not (tmp_path / FEEDBACK_DIR).exists()
 
 
@@ -67,9 +95,9 @@ def test_labelled_requests_and_realised_recall_from_feedback(
     record_feedback(str(store), dict(zip(ids, rows["stroke"].astype(int).tolist(), strict=True)))
 
     labelled = labelled_requests(str(store), str(logs))
-    assert list(labelled.columns) == [*schema.FEATURE_COLUMNS, "stroke", "request_id"]
+    assert list(labelled.columns) == [*schema.FEATURE_COLUMNS, "stroke", "prediction_id"]
     assert len(labelled) == len(rows)
-    by_id = labelled.set_index("request_id")
+    by_id = labelled.set_index("prediction_id")
     assert by_id.loc[ids[0], "age"] == rows.iloc[0]["age"]
     assert by_id.loc[ids[0], "work_type"] == rows.iloc[0]["work_type"]
     assert (
@@ -145,21 +173,29 @@ def test_cli_feedback_names_bad_rows_and_records_good_files(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     bad = tmp_path / "bad.csv"
-    bad.write_text("request_id,stroke\nr1,1\nr2,yes\n,0\n")
+    bad.write_text(f"prediction_id,stroke\n{pid(1)},1\n{pid(2)},yes\n,0\n{pid(3)},1,extra\n")
     assert main(["feedback", "--store", str(tmp_path / "s"), "--labels", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert "line 3: stroke must be 0 or 1; got 'yes'" in err
-    assert "line 4: request_id must be a non-empty string" in err
+    assert err.startswith("error: 3 bad row(s)") and len(err.splitlines()) == 1
+    assert "line 3: stroke must be 0 or 1" in err and "yes" not in err
+    assert "line 4: prediction_id must be an id the predictor issued" in err
+    assert "line 5: 3 fields; expected 2" in err
     assert not (tmp_path / "s").exists()
 
+    for header in ("prediction_id,prediction_id,stroke", "request_id,stroke", "stroke"):
+        (tmp_path / "header.csv").write_text(f"{header}\n{pid(1)},1\n")
+        assert main(["feedback", "--store", str(tmp_path / "s"), "--labels",
+                     str(tmp_path / "header.csv")]) == 2  # fmt: skip
+        assert "expected a header with exactly the columns" in capsys.readouterr().err
+
     good = tmp_path / "good.csv"
-    good.write_text("request_id,stroke\nr1,1\nr2,0\n")
+    good.write_text(f"stroke,prediction_id\n1,{pid(1)}\n0,{pid(2)}:3\n0,{pid(2)}:3\n")
     assert main(["feedback", "--store", str(tmp_path / "s"), "--labels", str(good)]) == 0
-    assert "recorded 2 outcomes (1 strokes)" in capsys.readouterr().out
-    assert {k: v.stroke for k, v in load_feedback(str(tmp_path / "s")).items()} == {
-        "r1": 1,
-        "r2": 0,
-    }
+    out = capsys.readouterr().out
+    assert (
+        out.startswith("feedback: 3 outcome rows (1 strokes): 1 duplicate") and "recorded 2" in out
+    )
+    assert stored(tmp_path / "s") == {pid(1): 1, f"{pid(2)}:3": 0}
 
 
 def test_realised_recall_under_the_floor_recommends_retraining_without_drift(
@@ -193,22 +229,26 @@ def test_realised_recall_under_the_floor_recommends_retraining_without_drift(
     assert lenient.recommendation == "none"
 
 
-def test_a_damaged_feedback_object_is_named_not_a_traceback(
-    monitored_store: MonitoredStore, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_damaged_stored_label_line_is_quarantined_and_never_stops_the_monitor(
+    monitored_store: MonitoredStore, serve_rows: ServeRows, tmp_path: Path
 ) -> None:
+    rows = monitored_store.window_pool.head(30)
+    ids = serve_rows(rows, str(tmp_path / "logs"))
     store = _store_copy(monitored_store, tmp_path / "store")
-    record_feedback(str(store), {"a": 1})
+    record_feedback(str(store), {ids[0]: 1})
     damaged = store / FEEDBACK_DIR / "20990101T000000000000Z-x.jsonl"
-    damaged.write_text('{"request_id": "b", "stroke": 1, "recorded_at": "t"}\n{"stroke": 1}\n')
-    with pytest.raises(FeedbackError, match=r"Z-x\.jsonl line 2: not a feedback record"):
-        load_feedback(str(store))
+    damaged.write_bytes(
+        f'{{"prediction_id": "{ids[1]}", "stroke": 1, "recorded_at": "t"}}\n{{"stroke": 1}}\n'
+        f'{{"prediction_id": "{ids[0]}", "stroke": 0}}\n\xff\xfe\n[[[[\n'.encode()
+        + b"x" * 10_000
+        + b"\n"
+    )
 
-    (tmp_path / "logs").mkdir()
-    code = main(
-        ["monitor", "--store", str(store), "--requests", str(tmp_path / "logs"),
-         "--output", str(tmp_path / "out")]
-    )  # fmt: skip
-    err = capsys.readouterr().err
-    assert code == 2
-    assert err.startswith("error: ") and "line 2: not a feedback record" in err
-    assert len(err.splitlines()) == 1
+    loaded = load_feedback(str(store))
+    assert (len(loaded.index), loaded.quarantined_lines, loaded.conflicting_ids) == (1, 4, 1)
+    assert loaded.quarantined[0].endswith("Z-x.jsonl line 2")
+
+    summary = run_monitor(str(store), str(tmp_path / "logs"), tmp_path / "out", min_rows=10)
+    assert summary.data_quality.quarantined_labels == 4
+    assert summary.data_quality.conflicting_label_ids == 1  # ids[0]: 1 and 0, left out
+    assert summary.performance.labelled_rows == 1  # ids[1] only

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import time
 import uuid
 from pathlib import Path
@@ -233,7 +234,17 @@ def test_each_request_goes_in_full_to_the_sink_and_as_metadata_to_stdout(
         body=v1_body(signature_doc["examples"]),
         headers={"content-type": "application/json", "x-request-id": request_id},
     )
-    answer = json.loads(connection.getresponse().read())
+    response = connection.getresponse()
+    answer = json.loads(response.read())
+    prediction_header = response.getheader("x-prediction-id")
+    connection.request(
+        "POST",
+        V2,
+        body=v2_body(signature_doc["examples"], signature_doc),
+        headers={"content-type": "application/json", "x-request-id": request_id},
+    )
+    v2_response = connection.getresponse()
+    v2_response.read()
     connection.close()
 
     def find(text: str) -> dict[str, Any] | None:
@@ -260,6 +271,13 @@ def test_each_request_goes_in_full_to_the_sink_and_as_metadata_to_stdout(
     assert sink_record["outputs"]["probability"] == probabilities
     assert sink_record["inputs"]["gender"] == [e["gender"] for e in signature_doc["examples"]]
     assert isinstance(sink_record["latency_ms"], float)
+    # the predictor's own id for this prediction: answered, logged, never the client's
+    assert re.fullmatch(r"[0-9a-f]{32}", answer["prediction_id"])
+    assert prediction_header == answer["prediction_id"] == sink_record["prediction_id"]
+    assert stdout_record["prediction_id"] == answer["prediction_id"]
+    assert sink_record["request_id"] == request_id  # the client's, kept for correlation
+    v2_id = v2_response.getheader("x-prediction-id")
+    assert v2_id is not None and re.fullmatch(r"[0-9a-f]{32}", v2_id) and v2_id != prediction_header
 
 
 def test_a_tampered_model_is_refused_at_load(lr_model_dir: Path, tmp_path: Path) -> None:

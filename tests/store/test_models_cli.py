@@ -121,3 +121,68 @@ def test_rollback_inside_a_cluster_redeploys_and_fails_loudly_when_it_cannot(
     monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")  # a pod without a token
     assert main(["models", "rollback", VERSIONS[1], "--store", store_uri]) == 1
     assert "not applied: in-cluster configuration did not load" in capsys.readouterr().err
+
+
+def _break_pointer(store_uri: str, content: bytes) -> None:
+    store = open_store(store_uri)
+    if store_uri.startswith("s3://"):
+        store._put(store._key("production.json"), content, "application/json")  # type: ignore[attr-defined]
+    else:
+        (Path(store_uri) / "stroke" / "production.json").write_bytes(content)
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"", "not valid JSON"),
+        (b"{not json", "not valid JSON"),
+        (b"[" * 100_000 + b"]" * 100_000, "over 65536 bytes"),
+        (b"[" * 30_000 + b"]" * 30_000, "nested too deeply"),
+        (
+            b'{"version": "20290101T000000Z-gone", "path": "versions/20290101T000000Z-gone/",'
+            b' "promoted_at": "t", "previous": null}',
+            "not a complete version",
+        ),
+        (
+            b'{"version": "20260101T000000Z-aaaa1111", '
+            b'"path": "versions/20260101T000000Z-aaaa1111/", '
+            b'"promoted_at": "t", "previous": "../../etc"}',
+            "'previous' must be a version name",
+        ),
+    ],
+)
+def test_a_broken_pointer_is_reported_by_list_and_show_and_repaired_to_a_verified_version(
+    content: bytes, why: str, store_uri: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _break_pointer(store_uri, content)
+
+    assert main(["models", "list", "--store", store_uri]) == 0
+    out = capsys.readouterr().out
+    assert all(version in out for version in VERSIONS) and "*" not in out
+    assert "the production pointer is broken" in out and why in out
+    assert main(["models", "show", VERSIONS[1], "--store", store_uri]) == 0
+    assert "the pointer is broken" in capsys.readouterr().out
+
+    assert main(["models", "repair-pointer", "20290101T000000Z-gone", "--store", store_uri]) == 2
+    assert "no version 20290101T000000Z-gone" in capsys.readouterr().err
+    assert main(["models", "repair-pointer", VERSIONS[1], "--store", store_uri]) == 0
+    assert f"repaired -> {VERSIONS[1]}" in capsys.readouterr().out
+    pointer = open_store(store_uri).production()
+    assert pointer is not None and pointer.version == VERSIONS[1]
+    assert main(["models", "repair-pointer", VERSIONS[0], "--store", store_uri]) == 2
+    assert "the pointer is sound" in capsys.readouterr().err
+
+
+def test_repair_refuses_a_version_whose_signature_does_not_verify(
+    store_uri: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    if store_uri.startswith("s3://"):
+        pytest.skip("the folder store is enough to swap the key")
+    _break_pointer(store_uri, b"")
+    other = signing.generate_key_pair(tmp_path / "other-keys")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(signing.PUBLIC_KEY_ENV, str(other.public_key))
+        assert main(["models", "repair-pointer", VERSIONS[1], "--store", store_uri]) == 2
+    assert "signature" in capsys.readouterr().err
+    _, broken = open_store(store_uri).production_state()
+    assert broken is not None  # still broken: nothing written

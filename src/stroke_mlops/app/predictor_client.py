@@ -37,6 +37,7 @@ class Explanation:
     base_value: float
     contributions: dict[str, float]
     model_version: str
+    prediction_id: str  # issued by the predictor: what `stroke-mlops feedback` labels join on
 
 
 class PredictorClient:
@@ -93,6 +94,7 @@ class PredictorClient:
                 base_value=float(first["base_value"]),
                 contributions={str(k): float(v) for k, v in first["contributions"].items()},
                 model_version=str(answer.get("model_version", "")),
+                prediction_id=str(answer["prediction_id"]),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise PredictorError(

@@ -135,7 +135,6 @@ def create_app(predictor_url: str, store_uri: str, reports: Path | None = None) 
             values,
             result=explanation,
             chart=contribution_chart(explanation.contributions, labels),
-            request_id=request_id,
         )
 
     @app.get("/operations", response_class=HTMLResponse)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -45,11 +45,19 @@ def known_errors() -> tuple[type[BaseException], ...]:
 
 
 def iso_timestamp(text: str) -> datetime:
-    """An ISO-8601 time for --since/--until (UTC when no offset is given)."""
+    """An ISO-8601 time for --since/--until, in UTC (UTC when no offset is given); a time that
+    is not one, or cannot be shown in UTC with a day to spare, is refused (exit 2)."""
+    shown = text[:40]
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        (moment - timedelta(days=2), moment + timedelta(days=2))  # the reader's partition slack
     except ValueError as error:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO-8601 time (e.g. 2026-01-31T00:00:00Z)"
+            f"{shown!r} is not an ISO-8601 time (e.g. 2026-01-31T00:00:00Z)"
         ) from error
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    except OverflowError as error:
+        raise argparse.ArgumentTypeError(
+            f"{shown!r} is too close to the calendar's ends (years 1 and 9999)"
+        ) from error
+    return moment

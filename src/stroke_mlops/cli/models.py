@@ -39,8 +39,18 @@ def add_commands(commands: Any) -> None:
     back.add_argument(
         "--apply", action="store_true", help="redeploy through the current kubeconfig (as deploy)"
     )
+    repair = model_commands.add_parser(
+        "repair-pointer",
+        help="rewrite a broken production pointer to a verified version",
+        description="Only for a pointer that is unreadable, damaged or names a missing version "
+        "(`models list` says so). The version is downloaded and its checksums and signature "
+        "verified first ($STROKE_MLOPS_SIGNING_PUBLIC_KEY); the write is one atomic "
+        "compare-and-swap. A sound pointer is refused: use rollback.",
+    )
+    repair.add_argument("version", help="the version production should be")
     for sub, handler in ((list_, cmd_models_list), (show, cmd_models_show),
-                         (back, cmd_models_rollback)):  # fmt: skip
+                         (back, cmd_models_rollback),
+                         (repair, cmd_models_repair)):  # fmt: skip
         sub.add_argument(
             "--store", required=True, help="model store: a folder or s3://bucket/prefix"
         )
@@ -52,12 +62,16 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     from stroke_mlops.registry.versions import describe_versions, render_table
 
     store = open_store(args.store)
-    summaries = describe_versions(store)
+    production, broken = store.production_state()
+    summaries = describe_versions(store, production=production)
     if not summaries:
         print(f"{store.uri}: no published versions")
-        return EXIT_OK
-    print(render_table(summaries))
-    if not any(s.is_production for s in summaries):
+    else:
+        print(render_table(summaries))
+    if broken is not None:
+        print(f"(the production pointer is broken: {broken}; "
+              "repair it with `stroke-mlops models repair-pointer VERSION`)")  # fmt: skip
+    elif production is None and summaries:
         print("(nothing is in production yet)")
     return EXIT_OK
 
@@ -67,7 +81,8 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     from stroke_mlops.registry.versions import describe_version
 
     store = open_store(args.store)
-    summary = describe_version(store, args.version, production=store.production())
+    production, broken = store.production_state()
+    summary = describe_version(store, args.version, production=production)
     print(f"version:     {summary.version}{'  (production)' if summary.is_production else ''}")
     print(f"uri:         {summary.uri}")
     print(f"created:     {summary.created_at or '-'}")
@@ -76,8 +91,24 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     for name, value in summary.test_metrics.items():
         print(f"test {name + ':':<8}{value:.4f}")
     print(f"gate:        {summary.gate or '-'}")
+    if broken is not None:
+        print(f"production:  unknown, the pointer is broken ({broken})")
     if args.card and summary.model_card:
         print("\n" + summary.model_card.rstrip())
+    return EXIT_OK
+
+
+def cmd_models_repair(args: argparse.Namespace) -> int:
+    from stroke_mlops.registry.model_dir import open_signed_model_dir
+    from stroke_mlops.registry.signing import public_key_from_env
+    from stroke_mlops.registry.store import open_store
+
+    key = public_key_from_env()
+    store = open_store(args.store)
+    pointer = store.repair_pointer(
+        args.version, check=lambda local: open_signed_model_dir(local, key)
+    )
+    print(f"production: repaired -> {pointer.version} ({pointer.uri}); the pointer was broken")
     return EXIT_OK
 
 

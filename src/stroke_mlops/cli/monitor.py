@@ -9,6 +9,7 @@ from typing import Any
 from stroke_mlops import settings
 from stroke_mlops.cli.common import (
     EXIT_OK,
+    UsageError,
     iso_timestamp,
 )
 
@@ -41,14 +42,26 @@ def add_commands(commands: Any) -> None:
 
     feedback = commands.add_parser(
         "feedback",
-        help="record observed outcomes (stroke 0/1) of logged requests in the store",
-        description="FILE is a CSV with columns request_id,stroke. Every row is checked first; "
-        "bad rows are named and nothing is recorded.",
+        help="record observed outcomes (stroke 0/1) of logged predictions in the store",
+        description="FILE is a CSV with columns prediction_id,stroke: the id the predictor "
+        "returned (x-prediction-id header, prediction_id in a V1 body; '<id>:<row>' for a batch "
+        "row). Every row is checked first; bad rows are named and nothing is recorded. An id "
+        "given both outcomes, in the file or against the store, is refused; a repeated outcome "
+        "is stored once.",
     )
     feedback.add_argument(
         "--store", required=True, help="model store: a folder or s3://bucket/prefix"
     )
-    feedback.add_argument("--labels", required=True, metavar="FILE", help="CSV request_id,stroke")
+    feedback.add_argument(
+        "--labels", required=True, metavar="FILE", help="CSV prediction_id,stroke"
+    )
+    feedback.add_argument(
+        "--requests",
+        help="request-log objects to check the ids against (reports matched and unknown ids)",
+    )
+    feedback.add_argument(
+        "--strict", action="store_true", help="refuse the file if any id is not in --requests"
+    )
     feedback.set_defaults(handler=cmd_feedback)
 
 
@@ -56,6 +69,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from stroke_mlops.monitoring.monitor import DEFAULT_MIN_ROWS, REPORT_FILE, run_monitor
 
     output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"--output {output}: exists and is not a folder")
+    if args.since is not None and args.until is not None and args.since >= args.until:
+        raise UsageError(f"--since {args.since} is not before --until {args.until}")
     summary = run_monitor(
         args.store,
         args.requests,
@@ -73,10 +90,10 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from stroke_mlops.monitoring.feedback import read_labels_csv, record_feedback
+    from stroke_mlops.monitoring.feedback import record_labels_file
 
-    outcomes = read_labels_csv(Path(args.labels))
-    where = record_feedback(args.store, outcomes)
-    positives = sum(stroke for _, stroke in outcomes)
-    print(f"feedback: recorded {len(outcomes)} outcomes ({positives} strokes) in {where}")
+    report = record_labels_file(
+        args.store, Path(args.labels), requests_uri=args.requests, strict=args.strict
+    )
+    print(f"feedback: {report.line()}")
     return EXIT_OK

@@ -18,29 +18,24 @@ import json
 import logging
 import tempfile
 import time
-from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from stroke_mlops.data import schema
-from stroke_mlops.monitoring import stats
-from stroke_mlops.monitoring.feedback import Outcome, load_feedback
+from stroke_mlops.monitoring import drift_tests, stats
+from stroke_mlops.monitoring.drift_tests import Comparison, DriftTest
+from stroke_mlops.monitoring.feedback import load_feedback
 from stroke_mlops.monitoring.reference import (
     REFERENCE_FILE,
-    SCORE_COLUMN,
     ReferenceProfile,
-    level_name,
     profile_reference,
     read_reference,
 )
-from stroke_mlops.monitoring.requests import RequestLogReader, as_utc, instance_ids, refusal_reason
+from stroke_mlops.monitoring.requests import RequestLogReader, as_utc
 from stroke_mlops.monitoring.summary import (
     DataQuality,
-    Distribution,
     DriftResult,
     Interval,
     MonitorSummary,
@@ -49,6 +44,7 @@ from stroke_mlops.monitoring.summary import (
     Recommendation,
     Verdict,
 )
+from stroke_mlops.monitoring.window import WindowCounts
 from stroke_mlops.training.promotion_gate import GateThresholds
 
 __all__ = [
@@ -70,13 +66,10 @@ log = logging.getLogger(__name__)
 DEFAULT_MIN_ROWS = 200
 DEFAULT_ALPHA = 0.05
 DEFAULT_MIN_LABELLED_POSITIVES = 20
+DEFAULT_MAX_BAD_SHARE = 0.01  # more records of the version unusable than this: an alarm
+MISSING_MARGIN = 0.10  # a feature missing this much more often than in the reference: an alarm
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
-DISPLAY_BINS = 10
-_CHUNK_ROWS = 65_536
-_FEATURES = schema.FEATURE_COLUMNS
-_CATEGORICAL = (*schema.BINARY_COLUMNS, *schema.CATEGORICAL_COLUMNS)
-_NULLABLE = tuple(f.name for f in schema.NUMERIC_FEATURES if f.nullable)
 
 
 class MonitorError(ValueError):
@@ -84,155 +77,15 @@ class MonitorError(ValueError):
 
 
 # --------------------------------------------------------------------------------------------
-# The window, accumulated as counts
-
-
-class WindowCounts:
-    """Counts of one model version's accepted rows, in the reference's bins (bounded memory)."""
-
-    def __init__(
-        self,
-        profile: ReferenceProfile,
-        model_version: str,
-        feedback: dict[str, Outcome] | None = None,
-    ) -> None:
-        self.profile = profile
-        self.model_version = model_version
-        self.feedback = feedback or {}
-        self.rows = 0
-        self.accepted_requests = 0
-        self.refused_requests = 0
-        self.refusal_reasons: Counter[str] = Counter()
-        self.other_version_requests = 0
-        self.unreadable_records = 0
-        self.numeric = {
-            name: np.zeros(p.counts.size, dtype=np.int64) for name, p in profile.numeric.items()
-        }
-        self.missing: Counter[str] = Counter()
-        self.categorical: dict[str, Counter[Any]] = {name: Counter() for name in _CATEGORICAL}
-        self.positive_decisions = 0
-        self.labelled: list[tuple[int, float, int]] = []  # (stroke, score, decision)
-        # values since the last flush: one list per feature (schema order), then the outputs
-        self._columns: list[list[Any]] = [[] for _ in _FEATURES]
-        self._scores: list[Any] = []
-        self._decisions: list[Any] = []
-        self._pending = 0
-
-    def add(self, record: dict[str, Any]) -> None:
-        """Count one request record (other versions and malformed records are only tallied)."""
-        if record.get("model_version") != self.model_version:
-            self.other_version_requests += 1
-            return
-        if record.get("status") != "ok":
-            self.refused_requests += 1
-            self.refusal_reasons[refusal_reason(record)] += 1
-            return
-        try:
-            inputs, outputs = record["inputs"], record["outputs"]
-            columns = [inputs[name] for name in _FEATURES]
-            scores, decisions = outputs["probability"], outputs["decision"]
-            count = len(scores)
-            if (
-                len(decisions) != count
-                or record.get("instances", count) != count
-                or list(map(len, columns)).count(count) != len(columns)
-            ):
-                raise ValueError("column lengths differ")
-        except (KeyError, TypeError, ValueError):
-            self.unreadable_records += 1
-            return
-        self.accepted_requests += 1
-        for values, column in zip(self._columns, columns, strict=True):
-            values.extend(column)
-        self._scores.extend(scores)
-        self._decisions.extend(decisions)
-        if self.feedback:
-            for index, row_id in enumerate(instance_ids(record, count)):
-                outcome = self.feedback.get(row_id)
-                if outcome is not None:
-                    self.labelled.append(
-                        (outcome.stroke, float(scores[index]), int(decisions[index]))
-                    )
-        self.rows += count
-        self._pending += count
-        if self._pending >= _CHUNK_ROWS:
-            self.flush()
-
-    def _bin(self, name: str, values: list[Any]) -> None:
-        array = np.array(values, dtype=np.float64)  # None (missing) becomes NaN
-        self.numeric[name] += stats.bin_counts(array, self.profile.numeric[name].edges)
-        self.missing[name] += int(np.isnan(array).sum())
-
-    def flush(self) -> None:
-        """Count the values collected since the last flush into the reference's bins."""
-        for name, values in zip(_FEATURES, self._columns, strict=True):
-            if values:
-                if name in self.categorical:
-                    self.categorical[name].update(values)
-                else:
-                    self._bin(name, values)
-                values.clear()
-        if self._scores:
-            self._bin(SCORE_COLUMN, self._scores)
-            self._scores.clear()
-        if self._decisions:
-            self.positive_decisions += int(np.count_nonzero(np.asarray(self._decisions)))
-            self._decisions.clear()
-        self._pending = 0
-
-    def category_counts(self, name: str) -> dict[str, int]:
-        """Level → count (missing values left out; they count in :meth:`missing_count`)."""
-        return {level_name(k): v for k, v in self.categorical[name].items() if k is not None}
-
-    def missing_count(self, name: str) -> int:
-        if name in self.categorical:
-            return self.categorical[name].get(None, 0)
-        return self.missing[name]
-
-
-# --------------------------------------------------------------------------------------------
 # Judging the window
 
 
-def _grouped(
-    reference_counts: np.ndarray, window_counts: np.ndarray, edges: np.ndarray
-) -> Distribution:
-    """Percentile bins merged into about DISPLAY_BINS groups of ~equal reference mass."""
-    total_ref, total_win = max(reference_counts.sum(), 1), max(window_counts.sum(), 1)
-    decile = np.floor(np.cumsum(reference_counts) / total_ref * DISPLAY_BINS - 1e-9)
-    labels, ref_shares, win_shares = [], [], []
-    start = 0
-    for end in range(len(reference_counts)):
-        last = end == len(reference_counts) - 1
-        if not last and decile[end] == decile[end + 1]:
-            continue
-        low = f"{edges[start - 1]:.3g}" if start > 0 else None
-        high = f"{edges[end]:.3g}" if end < len(edges) else None
-        labels.append(
-            f"< {high}" if low is None else (f"≥ {low}" if high is None else f"{low}–{high}")
-        )
-        ref_shares.append(float(reference_counts[start : end + 1].sum() / total_ref))
-        win_shares.append(float(window_counts[start : end + 1].sum() / total_win))
-        start = end + 1
-    return Distribution(labels=labels, reference=ref_shares, window=win_shares)
-
-
-def _levels(reference: dict[str, int], window: dict[str, int]) -> Distribution:
-    levels = sorted(set(reference) | set(window), key=lambda k: (-reference.get(k, 0), k))
-    total_ref, total_win = max(sum(reference.values()), 1), max(sum(window.values()), 1)
-    return Distribution(
-        labels=levels,
-        reference=[reference.get(k, 0) / total_ref for k in levels],
-        window=[window.get(k, 0) / total_win for k in levels],
-    )
-
-
-def _result(
-    name: str, kind: Any, outcome: stats.TwoSampleResult, distribution: Distribution | None
-) -> DriftResult:
+def _result(test: DriftTest, comparison: Comparison) -> DriftResult:
+    outcome = comparison.outcome
     return DriftResult(
-        name=name,
-        kind=kind,
+        name=test.name,
+        kind=test.kind,
+        section=test.section,
         test=outcome.test,
         statistic=outcome.statistic,
         p_value=outcome.p_value,
@@ -241,12 +94,8 @@ def _result(
         distance_name=outcome.distance_name,
         verdict="not tested" if outcome.note.endswith("no test") else "no drift",
         note=outcome.note,
-        distribution=distribution,
+        distribution=comparison.distribution,
     )
-
-
-def _missing_table(missing: int, rows: int) -> dict[str, int]:
-    return {"missing": missing, "present": rows - missing}
 
 
 def judge_window(
@@ -255,54 +104,10 @@ def judge_window(
     *,
     min_rows: int = DEFAULT_MIN_ROWS,
     alpha: float = DEFAULT_ALPHA,
-) -> tuple[list[DriftResult], DriftResult, DriftResult]:
-    """Every test of the family, Holm-adjusted: (feature results, score, decision rate)."""
+) -> list[DriftResult]:
+    """Every registered drift test (:mod:`.drift_tests`) as one Holm-adjusted family."""
     window.flush()
-    features: list[DriftResult] = []
-    for name in schema.FEATURE_COLUMNS:
-        if name in profile.numeric:
-            ref = profile.numeric[name]
-            outcome = stats.binned_ks_test(ref.counts, window.numeric[name])
-            features.append(
-                _result(
-                    name, "numeric", outcome, _grouped(ref.counts, window.numeric[name], ref.edges)
-                )
-            )
-        else:
-            ref_levels, win_levels = profile.categorical[name], window.category_counts(name)
-            outcome = stats.contingency_test(ref_levels, win_levels)
-            features.append(_result(name, "categorical", outcome, _levels(ref_levels, win_levels)))
-    for name in _NULLABLE:
-        ref_missing = _missing_table(profile.numeric[name].missing, profile.rows)
-        win_missing = _missing_table(window.missing_count(name), window.rows)
-        outcome = stats.contingency_test(ref_missing, win_missing)
-        features.append(
-            _result(
-                f"{name} (missing rate)", "missing rate", outcome, _levels(ref_missing, win_missing)
-            )
-        )
-    ref_score = profile.numeric[SCORE_COLUMN]
-    score = _result(
-        "score",
-        "score",
-        stats.binned_ks_test(ref_score.counts, window.numeric[SCORE_COLUMN]),
-        _grouped(ref_score.counts, window.numeric[SCORE_COLUMN], ref_score.edges),
-    )
-    ref_decisions = {
-        "positive": profile.positive_decisions,
-        "negative": profile.rows - profile.positive_decisions,
-    }
-    win_decisions = {
-        "positive": window.positive_decisions,
-        "negative": window.rows - window.positive_decisions,
-    }
-    decision = _result(
-        "positive-decision rate",
-        "decision rate",
-        stats.contingency_test(ref_decisions, win_decisions),
-        _levels(ref_decisions, win_decisions),
-    )
-    family = [*features, score, decision]
+    family = [_result(test, test.compare(profile, window)) for test in drift_tests.registered()]
     tested = [i for i, r in enumerate(family) if r.verdict != "not tested"]
     adjusted = stats.holm_adjust([family[i].p_value for i in tested])
     for index, p_adjusted in zip(tested, adjusted, strict=True):
@@ -310,26 +115,23 @@ def judge_window(
         family[index] = replace(family[index], adjusted_p_value=p_adjusted, verdict=verdict)
     if window.rows < min_rows:  # too few rows: no verdict at all, whatever the statistics say
         family = [replace(r, verdict="insufficient_data") for r in family]
-    return family[: len(features)], family[-2], family[-1]
+    return family
 
 
 def assess_performance(
-    labelled: list[tuple[int, float, int]],
+    window: WindowCounts,
     *,
     min_labelled_positives: int,
     recall_floor: float,
 ) -> Performance:
     """Realised recall and precision with Wilson intervals, or "too few labels"."""
-    labels = np.array([row[0] for row in labelled], dtype=np.int64)
-    decisions = np.array([row[2] for row in labelled], dtype=np.int64)
-    positives = int(labels.sum())
-    predicted = int(decisions.sum())
-    hits = int(((labels == 1) & (decisions == 1)).sum())
+    labelled_rows, positives = window.labelled_rows, window.labelled_positives
+    predicted, hits = window.labelled_predicted, window.labelled_hits
     if positives < min_labelled_positives:
         empty = Interval(None, None, None)
         return Performance(
             status="too few labels",
-            labelled_rows=len(labelled),
+            labelled_rows=labelled_rows,
             labelled_positives=positives,
             min_labelled_positives=min_labelled_positives,
             recall=empty,
@@ -346,7 +148,7 @@ def assess_performance(
     below = recall_high < recall_floor
     return Performance(
         status="ok",
-        labelled_rows=len(labelled),
+        labelled_rows=labelled_rows,
         labelled_positives=positives,
         min_labelled_positives=min_labelled_positives,
         recall=recall,
@@ -385,6 +187,50 @@ def load_production_reference(store_uri: str) -> tuple[str, dict[str, Any], Refe
     return pointer.version, metadata, profile
 
 
+def quality_alarms(
+    window: WindowCounts,
+    reader: RequestLogReader,
+    profile: ReferenceProfile,
+    *,
+    min_rows: int = DEFAULT_MIN_ROWS,
+    max_bad_share: float = DEFAULT_MAX_BAD_SHARE,
+) -> list[str]:
+    """Why the window's data cannot be trusted (empty when it can): a data-quality alarm.
+
+    More than ``max_bad_share`` of the records unusable, any unreadable object, or (in a window
+    of at least ``min_rows`` rows) a feature missing ``MISSING_MARGIN`` more often than in the
+    reference."""
+    alarms = []
+    bad = window.invalid_count + reader.unreadable_lines
+    records = bad + window.accepted_requests
+    if bad and bad > max_bad_share * records:
+        reasons = ", ".join(f"{r} ({n})" for r, n in window.invalid_records.most_common(3))
+        unreadable = (
+            f"{reader.unreadable_lines} unreadable lines" if reader.unreadable_lines else ""
+        )
+        shown = "; ".join(part for part in (reasons, unreadable) if part)
+        alarms.append(
+            f"data quality: {bad} of {records} logged records could not be used "
+            f"({bad / records:.1%}, more than {max_bad_share:.0%}): {shown}"
+        )
+    if reader.unreadable_objects:
+        alarms.append(
+            f"data quality: {reader.unreadable_objects} request-log object(s) could not be read"
+        )
+    if window.rows >= min_rows:
+        for name in schema.FEATURE_COLUMNS:
+            reference_rate = (
+                profile.numeric[name].missing / profile.rows if name in profile.numeric else 0.0
+            )
+            rate = window.missing_count(name) / window.rows
+            if rate > reference_rate + MISSING_MARGIN:
+                alarms.append(
+                    f"data quality: {name} is missing in {rate:.1%} of rows "
+                    f"(reference {reference_rate:.1%})"
+                )
+    return alarms
+
+
 def _reasons(
     rows: int,
     min_rows: int,
@@ -415,6 +261,7 @@ def run_monitor(
     alpha: float = DEFAULT_ALPHA,
     min_labelled_positives: int = DEFAULT_MIN_LABELLED_POSITIVES,
     recall_floor: float | None = None,
+    max_bad_share: float = DEFAULT_MAX_BAD_SHARE,
 ) -> MonitorSummary:
     """Judge the window [since, until) of the production version's logged requests.
 
@@ -428,20 +275,24 @@ def run_monitor(
     started = time.perf_counter()
     version, metadata, profile = load_production_reference(store_uri)
     reader = RequestLogReader(requests_uri, since=since, until=until)
-    window = WindowCounts(profile, version, load_feedback(store_uri))
-    for record in reader.records():
-        window.add(record)
-    features, score, decision = judge_window(profile, window, min_rows=min_rows, alpha=alpha)
+    feedback = load_feedback(store_uri)
+    window = WindowCounts(profile, version, feedback.index)
+    for record, line_hash in reader.lines():
+        window.add(record, line_hash)
+    family = judge_window(profile, window, min_rows=min_rows, alpha=alpha)
+    features = [r for r in family if r.section == "features"]
     floor = recall_floor
     if floor is None:
         floor = float((metadata.get("gate") or {}).get("min_recall", GateThresholds().min_recall))
     performance = assess_performance(
-        window.labelled, min_labelled_positives=min_labelled_positives, recall_floor=floor
+        window, min_labelled_positives=min_labelled_positives, recall_floor=floor
     )
-    family = [*features, score, decision]
     drift = any(r.verdict == "drift" for r in family)
+    alarms = quality_alarms(window, reader, profile, min_rows=min_rows, max_bad_share=max_bad_share)
     recommendation: Recommendation
-    if window.rows < min_rows:
+    if alarms:
+        recommendation = "data_quality_alarm"
+    elif window.rows < min_rows:
         recommendation = "insufficient_data"
     elif drift or performance.below_floor:
         recommendation = "retrain"
@@ -459,11 +310,10 @@ def run_monitor(
         correction="holm",
         drift_detected=drift,
         recommendation=recommendation,
-        reasons=_reasons(window.rows, min_rows, family, performance),
+        reasons=alarms + _reasons(window.rows, min_rows, family, performance),
         features=features,
         prediction=PredictionDrift(
-            score=score,
-            decision_rate=decision,
+            checks=[r for r in family if r.section == "prediction"],
             reference_positive_rate=profile.positive_decisions / profile.rows,
             window_positive_rate=window.positive_decisions / window.rows if window.rows else 0.0,
             threshold=profile.threshold,
@@ -483,7 +333,13 @@ def run_monitor(
             refused_requests=window.refused_requests,
             refused_rate=window.refused_requests / requests if requests else 0.0,
             refusal_reasons=dict(window.refusal_reasons.most_common()),
-            unreadable_records=window.unreadable_records + reader.unreadable_lines,
+            unreadable_records=reader.unreadable_lines,
+            unreadable_objects=reader.unreadable_objects,
+            invalid_records=dict(window.invalid_records.most_common()),
+            duplicate_records=window.duplicate_records,
+            quarantined_labels=feedback.quarantined_lines,
+            conflicting_label_ids=feedback.conflicting_ids,
+            alarms=alarms,
             other_version_requests=window.other_version_requests,
             objects_read=reader.objects_read,
         ),

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import stat
 import tempfile
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from stroke_mlops.registry.uris import (
     StorageError,
@@ -27,6 +29,41 @@ from stroke_mlops.registry.uris import (
 
 if TYPE_CHECKING:
     from minio import Minio
+
+
+DEFAULT_MAX_LINE_BYTES = 4 * 1024 * 1024  # a logged batch of 1,000 rows is about 0.6 MB
+_CHUNK_BYTES = 1024 * 1024
+
+
+def iter_lines(read: Callable[[int], bytes], max_line_bytes: int) -> Iterator[bytes | None]:
+    """The lines ``read(n)`` returns, without their newline; None for each line longer than
+    ``max_line_bytes`` (skipped without being held: memory stays under two chunks and a line)."""
+    buffer = b""
+    skipping = False
+    while True:
+        chunk = read(_CHUNK_BYTES)
+        if not chunk:
+            break
+        buffer += chunk
+        start = 0
+        while True:
+            end = buffer.find(b"\n", start)
+            if end < 0:
+                break
+            if skipping:
+                skipping = False
+            elif end - start > max_line_bytes:
+                yield None
+            else:
+                yield buffer[start:end]
+            start = end + 1
+        buffer = buffer[start:]
+        if len(buffer) > max_line_bytes:
+            if not skipping:
+                yield None
+            skipping, buffer = True, b""
+    if buffer and not skipping:
+        yield buffer
 
 
 class ObjectFolder(Protocol):
@@ -45,8 +82,18 @@ class ObjectFolder(Protocol):
 
     def read(self, key: str) -> bytes: ...
 
+    def read_lines(
+        self, key: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    ) -> Iterator[bytes | None]:
+        """Stream an object's lines (:func:`iter_lines`); only regular files are read."""
+        ...
+
     def write(self, key: str, content: bytes) -> None:
         """Write one object so that a reader sees all of it or nothing."""
+        ...
+
+    def write_stream(self, key: str, source: BinaryIO, length: int) -> None:
+        """:meth:`write` from an open file of ``length`` bytes (not held in memory)."""
         ...
 
 
@@ -82,13 +129,33 @@ class LocalFolder:
         except OSError as error:
             raise StorageError(f"{path.as_uri()}: cannot be read ({error.strerror})") from error
 
+    def read_lines(
+        self, key: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    ) -> Iterator[bytes | None]:
+        path = self.root / key
+        try:
+            # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as error:
+            raise StorageError(f"{path.as_uri()}: cannot be read ({error.strerror})") from error
+        with os.fdopen(descriptor, "rb", buffering=0) as handle:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise StorageError(f"{path.as_uri()}: not a regular file; not read")
+            try:
+                yield from iter_lines(handle.read, max_line_bytes)
+            except OSError as error:
+                raise StorageError(f"{path.as_uri()}: reading failed ({error.strerror})") from error
+
     def write(self, key: str, content: bytes) -> None:
+        self.write_stream(key, io.BytesIO(content), len(content))
+
+    def write_stream(self, key: str, source: BinaryIO, length: int) -> None:
         path = self.root / key
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             descriptor, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
             with os.fdopen(descriptor, "wb") as handle:
-                handle.write(content)
+                shutil.copyfileobj(source, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
             Path(name).replace(path)
@@ -146,9 +213,27 @@ class S3Folder:
         except s3_errors() as error:
             raise self._fail(key, error) from error
 
-    def write(self, key: str, content: bytes) -> None:
+    def read_lines(
+        self, key: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    ) -> Iterator[bytes | None]:
         try:
-            self.client.put_object(self.bucket, self._name(key), io.BytesIO(content), len(content))
+            response = self.client.get_object(self.bucket, self._name(key))
+        except s3_errors() as error:
+            raise self._fail(key, error) from error
+        try:
+            yield from iter_lines(response.read, max_line_bytes)
+        except s3_errors() as error:
+            raise self._fail(key, error) from error
+        finally:
+            response.close()
+            response.release_conn()
+
+    def write(self, key: str, content: bytes) -> None:
+        self.write_stream(key, io.BytesIO(content), len(content))
+
+    def write_stream(self, key: str, source: BinaryIO, length: int) -> None:
+        try:
+            self.client.put_object(self.bucket, self._name(key), source, length)
         except s3_errors() as error:
             raise self._fail(key, error) from error
 

@@ -3,7 +3,8 @@ for the loop's demo and tests.
 
 :func:`replay_through_server` starts ``python -m stroke_mlops.serving.predictor`` on the store's
 production version with ``--request-log-uri`` (a folder or ``s3://``), sends one V1 request per
-row with its own ``x-request-id``, then stops the server, which flushes the last log batch.
+row with its own ``x-request-id`` (keeping the ``prediction_id`` each answer carries), then stops
+the server, which flushes the last log batch.
 Feature values never reach stdout (the server runs with ``--no-stdout-request-log``).
 """
 
@@ -36,7 +37,7 @@ class ReplayError(RuntimeError):
 @dataclass(frozen=True)
 class ReplayedWindow:
     model_version: str
-    request_ids: list[str]
+    request_ids: list[str]  # the prediction ids the server issued (what feedback joins on)
     started: datetime  # UTC, before the first request
     finished: datetime  # UTC, after the server stopped (every batch written)
     positive_decisions: int
@@ -102,8 +103,9 @@ def replay_through_server(
                     raise ReplayError(
                         f"request {request_id}: the server answered {response.status}"
                     )
-                positives += int(json.loads(body)["predictions"][0]["decision"])
-                ids.append(request_id)
+                answer = json.loads(body)
+                positives += int(answer["predictions"][0]["decision"])
+                ids.append(str(answer["prediction_id"]))
         finally:
             connection.close()
     # Leaving the block stopped the server (SIGTERM): its request-log sink wrote its last batch.

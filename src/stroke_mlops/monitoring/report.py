@@ -26,6 +26,8 @@ RETRAIN_COLOUR, NONE_COLOUR, INSUFFICIENT_COLOUR = "#b00020", "#1b7f3b", "#8a6d0
 
 def headline(summary: MonitorSummary) -> tuple[str, str]:
     """(colour, verdict line) of the page's first box."""
+    if summary.recommendation == "data_quality_alarm":
+        return INSUFFICIENT_COLOUR, "Data-quality alarm: the window's data cannot be trusted"
     if summary.recommendation == "insufficient_data":
         return INSUFFICIENT_COLOUR, "Insufficient data: no verdict"
     if summary.recommendation == "none":
@@ -191,6 +193,11 @@ def _quality_section(quality: DataQuality) -> str:
         f"<tr><td>{html.escape(reason)}</td><td class='num'>{count}</td></tr>"
         for reason, count in quality.refusal_reasons.items()
     )
+    reason_rows += "".join(
+        f"<tr><td>logged record left out: {html.escape(reason)}</td>"
+        f"<td class='num'>{count}</td></tr>"
+        for reason, count in quality.invalid_records.items()
+    )
     return (
         '<div class="cards" style="align-items:flex-start;flex-wrap:nowrap"><div><table><tr>'
         "<th>feature</th>"
@@ -200,8 +207,12 @@ def _quality_section(quality: DataQuality) -> str:
         f"</tr>{reason_rows or '<tr><td colspan=2>none</td></tr>'}</table>"
         f'<p class="meta">{quality.accepted_requests} accepted and {quality.refused_requests} '
         f"refused requests of this version; {quality.other_version_requests} requests of other "
-        f"versions not judged; {quality.unreadable_records} unreadable records; "
-        f"{quality.objects_read} log objects read.</p></div></div>"
+        f"versions not judged; {quality.unreadable_records} unreadable lines; "
+        f"{sum(quality.invalid_records.values())} records left out (schema); "
+        f"{quality.duplicate_records} duplicate records counted once; "
+        f"{quality.objects_read} log objects read, {quality.unreadable_objects} unreadable; "
+        f"{quality.quarantined_labels} stored label lines quarantined, "
+        f"{quality.conflicting_label_ids} conflicting label ids left out.</p></div></div>"
     )
 
 
@@ -211,7 +222,7 @@ def render_report(summary: MonitorSummary) -> str:
     window = f"{summary.since or 'first logged request'} → {summary.until or 'last'}"
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in summary.reasons)
     quality, prediction = summary.data_quality, summary.prediction
-    checks = [*summary.features, prediction.score, prediction.decision_rate]
+    checks = [*summary.features, *prediction.checks]
     drifted = sum(r.verdict == "drift" for r in checks)
     requests = quality.refused_requests + quality.accepted_requests
     cards = (
@@ -251,7 +262,7 @@ def render_report(summary: MonitorSummary) -> str:
         f"<p>Threshold {prediction.threshold:.4f}: the window flags "
         f"{prediction.window_positive_rate:.1%} of rows, the reference "
         f"{prediction.reference_positive_rate:.1%}.</p>"
-        f"{_TABLE_HEAD}{_rows([prediction.score, prediction.decision_rate])}</table>"
+        f"{_TABLE_HEAD}{_rows(prediction.checks)}</table>"
         f"<h2 id=quality>Data quality</h2>{_quality_section(quality)}"
         f"<h2 id=performance>Realised performance (feedback labels)</h2>"
         f"{_performance_section(summary.performance)}"

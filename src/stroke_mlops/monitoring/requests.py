@@ -1,14 +1,20 @@
 """Reading the predictor's request-log objects as a stream, one object at a time.
 
-Records are those :mod:`stroke_mlops.serving.request_log` writes: ``ts``, ``request_id``,
-``model_version``, ``status`` ("ok" or "invalid"), and for accepted requests ``instances``,
-``inputs`` (feature → list of values) and ``outputs`` (``probability``, ``decision``); for refused
-ones ``error`` (and possibly a ``reason``). Unknown fields are ignored. Only one object's bytes are
-held at a time, so memory does not grow with the window.
+Records are those :mod:`stroke_mlops.serving.request_log` writes: ``ts``, ``request_id`` (the
+client's correlation id), ``prediction_id`` (issued by the predictor), ``model_version``,
+``status`` ("ok" or "invalid"), and for accepted requests ``instances``, ``inputs`` (feature →
+list of values) and ``outputs`` (``probability``, ``decision``); for refused ones ``error`` (and
+possibly a ``reason``). Unknown fields are ignored.
+
+Objects are streamed line by line (one line at most ``max_line_bytes``), so memory does not grow
+with an object or the window. What cannot be read is counted, never raised: an object that is
+not a regular file or fails mid-read (:attr:`RequestLogReader.unreadable_objects`), a line that
+is too long, not JSON, not UTF-8 or not an object (:attr:`RequestLogReader.unreadable_lines`).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,8 +22,10 @@ from typing import Any
 
 import orjson
 
-from stroke_mlops.monitoring.objects import ObjectFolder, open_folder
+from stroke_mlops.monitoring.objects import DEFAULT_MAX_LINE_BYTES, ObjectFolder, open_folder
 from stroke_mlops.registry.uris import StorageError
+
+log = logging.getLogger(__name__)
 
 _PARTITION = re.compile(r"(?:^|/)dt=(\d{4}-\d{2}-\d{2})/")
 _FIELD = re.compile(r'field "([^"]+)"')
@@ -48,7 +56,7 @@ def refusal_reason(record: dict[str, Any]) -> str:
         if "is not an input" in error:
             return "unknown field"
         return f"{field.group(1)}: invalid value"
-    if isinstance(given, str) and given:
+    if isinstance(given, str) and given and len(given) <= 64 and given.isprintable():
         return given
     if not error:
         return "refused (no reason logged)"
@@ -74,12 +82,15 @@ class RequestLogReader:
         since: datetime | None = None,
         until: datetime | None = None,
         folder: ObjectFolder | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
         self.folder = folder or open_folder(requests_uri)
         self.since, self.until = as_utc(since), as_utc(until)
         if self.since and self.until and self.since >= self.until:
             raise StorageError(f"empty window: since {self.since} is not before until {self.until}")
+        self.max_line_bytes = max_line_bytes
         self.objects_read = 0
+        self.unreadable_objects = 0
         self.unreadable_lines = 0
         self.outside_window = 0
 
@@ -87,11 +98,14 @@ class RequestLogReader:
         match = _PARTITION.search(key)
         if not match:
             return True
-        day = datetime.strptime(match.group(1), "%Y-%m-%d").replace(tzinfo=UTC)
-        if self.since and day + timedelta(days=1) <= self.since:
-            return False  # written (so logged) before the window began
-        # a batch is written a little after its records: allow a day's slack at the end
-        return not (self.until and day > self.until + timedelta(days=1))
+        try:
+            day = datetime.strptime(match.group(1), "%Y-%m-%d").replace(tzinfo=UTC)
+            after_since = not self.since or day + timedelta(days=1) > self.since
+            # a batch is written a little after its records: allow a day's slack at the end
+            before_until = not self.until or day <= self.until + timedelta(days=1)
+        except (ValueError, OverflowError):  # not a real day, or at the calendar's edge
+            return True  # read it: its records' own times decide
+        return after_since and before_until
 
     def keys(self) -> list[str]:
         if not self.folder.exists():
@@ -103,26 +117,39 @@ class RequestLogReader:
         ]
 
     def records(self) -> Iterator[dict[str, Any]]:
+        """Every record of the window (see :meth:`lines` for the line hash as well)."""
+        for record, _ in self.lines():
+            yield record
+
+    def lines(self) -> Iterator[tuple[dict[str, Any], int]]:
+        """(record, hash of its line) for every record of the window; the hash (Python's, so
+        only comparable within this process) lets a repeated line be counted once."""
         since, until = _ts_text(self.since), _ts_text(self.until)
         bounded = since is not None or until is not None
         for key in self.keys():
-            content = self.folder.read(key)
             self.objects_read += 1
-            for line in content.splitlines():
-                if not line.strip():
-                    continue
-                try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError:
-                    self.unreadable_lines += 1
-                    continue
-                if not isinstance(record, dict):
-                    self.unreadable_lines += 1
-                    continue
-                if bounded and not self._in_window(record.get("ts"), since, until):
-                    self.outside_window += 1
-                    continue
-                yield record
+            try:
+                for line in self.folder.read_lines(key, self.max_line_bytes):
+                    if line is None:
+                        self.unreadable_lines += 1
+                        continue
+                    if not line.strip():
+                        continue
+                    try:
+                        record = orjson.loads(line)
+                    except orjson.JSONDecodeError:  # also invalid UTF-8, or too deeply nested
+                        self.unreadable_lines += 1
+                        continue
+                    if not isinstance(record, dict):
+                        self.unreadable_lines += 1
+                        continue
+                    if bounded and not self._in_window(record.get("ts"), since, until):
+                        self.outside_window += 1
+                        continue
+                    yield record, hash(line)
+            except StorageError as error:
+                self.unreadable_objects += 1
+                log.warning("request log object skipped: %s", error)
 
     def _in_window(self, ts: Any, since: str | None, until: str | None) -> bool:
         if not isinstance(ts, str):
@@ -130,15 +157,15 @@ class RequestLogReader:
         if len(ts) != _FAST_TS_LENGTH or not ts.endswith("+00:00"):  # not the logger's own form
             try:
                 parsed = as_utc(datetime.fromisoformat(ts))
-            except ValueError:
+            except (ValueError, OverflowError):
                 return False
             ts = _ts_text(parsed) or ""
         return (since is None or ts >= since) and (until is None or ts < until)
 
 
-def instance_ids(record: dict[str, Any], count: int) -> list[str]:
-    """The ids feedback uses for a request's rows: the request id, or ``<id>:<i>`` for batches."""
-    request_id = str(record.get("request_id") or "")
+def prediction_row_ids(prediction_id: str, count: int) -> list[str]:
+    """The ids feedback uses for a prediction's rows: the predictor-issued ``prediction_id``
+    for one row, ``<prediction_id>:<i>`` for each row of a batch."""
     if count == 1:
-        return [request_id]
-    return [f"{request_id}:{index}" for index in range(count)]
+        return [prediction_id]
+    return [f"{prediction_id}:{index}" for index in range(count)]

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 Verdict = Literal["drift", "no drift", "insufficient_data", "not tested"]
-Recommendation = Literal["retrain", "none", "insufficient_data"]
+Recommendation = Literal["retrain", "none", "insufficient_data", "data_quality_alarm"]
 
 
 @dataclass(frozen=True)
@@ -21,10 +21,11 @@ class Distribution:
 
 @dataclass(frozen=True)
 class DriftResult:
-    """One test of the family: a feature, a feature's missing rate, or a prediction check."""
+    """One registered drift test's result (see :mod:`stroke_mlops.monitoring.drift_tests`)."""
 
-    name: str  # the feature, "bmi (missing rate)", "score", "positive-decision rate"
-    kind: Literal["numeric", "categorical", "missing rate", "score", "decision rate"]
+    name: str  # the registered test's name: the feature, "bmi (missing rate)", "score", …
+    kind: str  # "numeric", "categorical", "missing rate", "score", "decision rate", …
+    section: str  # "features" or "prediction": where the summary and the report list it
     test: str
     statistic: float
     p_value: float
@@ -45,8 +46,7 @@ class DriftResult:
 class PredictionDrift:
     """The served scores and decisions against the reference set's."""
 
-    score: DriftResult
-    decision_rate: DriftResult
+    checks: list[DriftResult]  # the registered tests of section "prediction"
     reference_positive_rate: float
     window_positive_rate: float
     threshold: float
@@ -56,15 +56,15 @@ class PredictionDrift:
         return cls(
             **{
                 **data,
-                "score": DriftResult.from_dict(data["score"]),
-                "decision_rate": DriftResult.from_dict(data["decision_rate"]),
+                "checks": [DriftResult.from_dict(c) for c in data["checks"]],
             }
         )
 
 
 @dataclass(frozen=True)
 class DataQuality:
-    """Missing values per feature, refused requests and why, records that could not be read."""
+    """Missing values per feature, refused requests and why, what could not be used and why
+    (reasons name a field and a problem, never a value), and the alarms they raised."""
 
     missing_rate: dict[str, float]  # feature → share of window rows without a value
     reference_missing_rate: dict[str, float]
@@ -72,9 +72,15 @@ class DataQuality:
     refused_requests: int
     refused_rate: float  # refused / (accepted + refused) requests of this version
     refusal_reasons: dict[str, int]
-    unreadable_records: int
+    unreadable_records: int  # lines that are not JSON objects (or too long)
     other_version_requests: int  # logged by another model version (not judged here)
     objects_read: int
+    unreadable_objects: int = 0  # not a regular file, or failed while read
+    invalid_records: dict[str, int] = field(default_factory=dict)  # "field: problem" → count
+    duplicate_records: int = 0  # the same record line again (counted once)
+    quarantined_labels: int = 0  # stored feedback lines that are not valid labels
+    conflicting_label_ids: int = 0  # ids whose stored labels disagree (left out)
+    alarms: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

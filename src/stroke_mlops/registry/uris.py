@@ -29,9 +29,13 @@ if TYPE_CHECKING:  # minio costs ~0.25 s to import; only S3 paths need it
 DEFAULT_REGION = "us-east-1"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_BYTES = 1 << 30  # an ingest input larger than 1 GiB is a mistake for this dataset
-S3_CONNECT_TIMEOUT_SECONDS = 10.0
-S3_READ_TIMEOUT_SECONDS = 120.0
-S3_RETRIES = 3  # connection errors and 5xx; the client raises after the last one
+# One S3 call (every attempt and the pauses between them) gives up within S3_TIMEOUT_SECONDS;
+# the environment can change both (a stalled endpoint must not hold an unattended loop).
+S3_TIMEOUT_SECONDS = 30.0
+S3_RETRIES = 2  # connection errors, timeouts and 5xx; the client raises after the last one
+S3_TIMEOUT_VARIABLE = "STROKE_S3_TIMEOUT_S"
+S3_RETRIES_VARIABLE = "STROKE_S3_RETRIES"
+_S3_BACKOFF_FACTOR = 0.2
 
 ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL"
 ACCESS_KEY_VARIABLE = "AWS_ACCESS_KEY_ID"
@@ -102,25 +106,61 @@ def s3_settings_from_env() -> S3Settings:
     )
 
 
-def minio_client(settings: S3Settings) -> Minio:
-    """A minio client with bounded timeouts and a few retries on connection errors and 5xx.
+@dataclass(frozen=True)
+class S3Bounds:
+    """How long one S3 call may take in all (``total_s``) and how many times it is retried."""
 
-    The client's own default waits 5 minutes to connect; ours fails within seconds when the
-    endpoint is down, and hands the last 5xx to the caller as an ``S3Error`` rather than a
-    bare urllib3 error.
+    total_s: float = S3_TIMEOUT_SECONDS
+    retries: int = S3_RETRIES
+
+    @property
+    def attempt_s(self) -> float:
+        """Each attempt's connect and read timeout: the attempts plus the back-off pauses
+        (0, 0.4, 0.8 … s) fit in ``total_s``."""
+        pauses = sum(_S3_BACKOFF_FACTOR * 2**n for n in range(1, self.retries))
+        return max((self.total_s - pauses) / (self.retries + 1), 0.1)
+
+
+def s3_bounds_from_env() -> S3Bounds:
+    """:class:`S3Bounds` from STROKE_S3_TIMEOUT_S (seconds, > 0) and STROKE_S3_RETRIES (0-10)."""
+    total_text = os.environ.get(S3_TIMEOUT_VARIABLE, "").strip()
+    retries_text = os.environ.get(S3_RETRIES_VARIABLE, "").strip()
+    try:
+        total = float(total_text) if total_text else S3_TIMEOUT_SECONDS
+        retries = int(retries_text) if retries_text else S3_RETRIES
+    except ValueError as error:
+        raise StorageError(
+            f"{S3_TIMEOUT_VARIABLE}/{S3_RETRIES_VARIABLE}: expected seconds and a count ({error})"
+        ) from error
+    if not (0 < total <= 3600 and total == total) or not 0 <= retries <= 10:
+        raise StorageError(
+            f"{S3_TIMEOUT_VARIABLE} must be in (0, 3600] seconds and {S3_RETRIES_VARIABLE} in "
+            f"0-10; got {total_text or total} and {retries_text or retries}"
+        )
+    return S3Bounds(total, retries)
+
+
+def minio_client(settings: S3Settings, bounds: S3Bounds | None = None) -> Minio:
+    """A minio client whose every call fails within ``bounds.total_s`` (default 30 s).
+
+    The client's own default waits 5 minutes to connect and 15 to read; ours retries
+    connection errors, timeouts and 5xx ``bounds.retries`` times, each attempt limited so the
+    whole call stays within the bound, and hands the last 5xx to the caller as an ``S3Error``.
     """
     import certifi
     import urllib3
     from minio import Minio
 
+    bounds = bounds or s3_bounds_from_env()
+    attempt = bounds.attempt_s
     http_client = urllib3.PoolManager(
-        timeout=urllib3.Timeout(connect=S3_CONNECT_TIMEOUT_SECONDS, read=S3_READ_TIMEOUT_SECONDS),
+        timeout=urllib3.Timeout(connect=attempt, read=attempt),
         maxsize=10,
         cert_reqs="CERT_REQUIRED",
         ca_certs=os.environ.get("SSL_CERT_FILE") or certifi.where(),
         retries=urllib3.Retry(
-            total=S3_RETRIES,
-            backoff_factor=0.2,
+            total=bounds.retries,
+            backoff_factor=_S3_BACKOFF_FACTOR,
             status_forcelist=(500, 502, 503, 504),
             raise_on_status=False,
         ),

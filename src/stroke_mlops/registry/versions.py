@@ -18,6 +18,13 @@ from stroke_mlops.registry.store import ModelStore, ProductionPointer, StoreErro
 TEST_METRICS = ("recall", "precision", "roc_auc", "pr_auc")
 
 
+class _Read:
+    """describe_versions(production=READ): read the pointer from the store."""
+
+
+READ = _Read()
+
+
 @dataclass(frozen=True)
 class VersionSummary:
     """One published version as an operator sees it."""
@@ -69,9 +76,14 @@ def describe_version(
     )
 
 
-def describe_versions(store: ModelStore) -> list[VersionSummary]:
-    """Every complete version, oldest first (version names sort by publication time)."""
-    production = store.production()
+def describe_versions(
+    store: ModelStore, *, production: ProductionPointer | _Read | None = READ
+) -> list[VersionSummary]:
+    """Every complete version, oldest first (version names sort by publication time).
+
+    ``production`` is the pointer to mark (read from the store when not given)."""
+    if isinstance(production, _Read):
+        production = store.production()
     return [describe_version(store, v, production=production) for v in store.list_versions()]
 
 

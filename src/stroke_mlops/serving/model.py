@@ -49,7 +49,13 @@ from stroke_mlops.serving.protocol.columns import Columns, columns_from_v1, colu
 from stroke_mlops.serving.protocol.errors import InvalidRequestError
 from stroke_mlops.serving.protocol.strict_json import parse_json_body
 from stroke_mlops.serving.protocol.v2_request import RawV2Request, decode_v2_request
-from stroke_mlops.serving.request_log import RequestLogger, bounded_request_id, utc_timestamp
+from stroke_mlops.serving.request_log import (
+    PREDICTION_ID_HEADER,
+    RequestLogger,
+    bounded_request_id,
+    new_prediction_id,
+    utc_timestamp,
+)
 from stroke_mlops.serving.scoring import CompiledModel, Predictions
 
 log = logging.getLogger(__name__)
@@ -111,7 +117,7 @@ class StrokeModel(Model):
         max_instances: int = MAX_INSTANCES,
         public_key: Path | None = None,
     ) -> None:
-        super().__init__(name)
+        super().__init__(name, return_response_headers=True)  # x-prediction-id
         self.model_uri = model_uri
         self.max_instances = max_instances
         self.public_key = public_key  # None: $STROKE_MLOPS_SIGNING_PUBLIC_KEY at load()
@@ -243,6 +249,7 @@ class StrokeModel(Model):
         """The V1 body or V2 response; the request's record and metrics (KServe's last step)."""
         predictions, count, record = result.predictions, result.count, result.record
         assert predictions is not None  # predict() ran
+        prediction_id = new_prediction_id()  # ours, unique: what feedback labels join on
         response: dict[str, Any] | InferResponse
         if result.v2 is not None:
             response = InferResponse(
@@ -258,8 +265,12 @@ class StrokeModel(Model):
             )
         else:
             response = predictions.v1_body(self.name)
+            response["prediction_id"] = prediction_id
+        if response_headers is not None:
+            response_headers[PREDICTION_ID_HEADER] = prediction_id
         record.update(
             status="ok",
+            prediction_id=prediction_id,
             instances=count,
             inputs=result.columns,
             outputs={

@@ -50,6 +50,7 @@ STDOUT_FIELDS = (
     "ts",
     "request_id",
     "request_id_replaced",
+    "prediction_id",
     "model_name",
     "model_version",
     "protocol",
@@ -460,6 +461,15 @@ def _encode_or_explain(record: dict[str, Any]) -> bytes:
 
 def new_request_id() -> str:
     return uuid.uuid4().hex
+
+
+PREDICTION_ID_HEADER = "x-prediction-id"
+
+
+def new_prediction_id() -> str:
+    """The id of one prediction, issued here and never taken from the client: 32 hex digits
+    from the OS's random source. Feedback labels join on it (``<id>:<i>`` for batch row i)."""
+    return os.urandom(16).hex()
 
 
 def bounded_request_id(candidate: str | None) -> tuple[str, str | None]:
