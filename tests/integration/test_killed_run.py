@@ -67,8 +67,12 @@ def test_sigkill_during_promote_stops_the_step_and_production_stays(
             break
     else:
         pytest.fail("the run ended before promote:\n" + "".join(seen))
-    time.sleep(1.0)  # the promote process is up, importing the library
-    assert _processes_under(outputs), "no step process to kill"
+    # Kill as soon as the promote step's process is up (it imports the library, then writes the
+    # pointer: a fixed sleep could let a fast promote finish first).
+    deadline = time.monotonic() + 30
+    while not set(_processes_under(outputs)) - {runner.pid} and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert set(_processes_under(outputs)) - {runner.pid}, "no step process to kill"
     os.kill(runner.pid, signal.SIGKILL)
     runner.wait()
 
