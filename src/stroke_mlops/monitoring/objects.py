@@ -39,25 +39,20 @@ def iter_lines(read: Callable[[int], bytes], max_line_bytes: int) -> Iterator[by
     """The lines ``read(n)`` returns, without their newline; None for each line longer than
     ``max_line_bytes`` (skipped without being held: memory stays under two chunks and a line)."""
     buffer = b""
-    skipping = False
+    skipping = False  # inside a line already reported as too long
     while True:
         chunk = read(_CHUNK_BYTES)
         if not chunk:
             break
-        buffer += chunk
-        start = 0
-        while True:
-            end = buffer.find(b"\n", start)
-            if end < 0:
-                break
-            if skipping:
-                skipping = False
-            elif end - start > max_line_bytes:
-                yield None
-            else:
-                yield buffer[start:end]
-            start = end + 1
-        buffer = buffer[start:]
+        lines = (buffer + chunk).split(b"\n")
+        buffer = lines.pop()  # the line still open at the chunk's end
+        if lines and skipping:  # the end of the line too long to hold
+            skipping = False
+            del lines[0]
+        if lines and max(map(len, lines)) > max_line_bytes:
+            yield from [line if len(line) <= max_line_bytes else None for line in lines]
+        else:
+            yield from lines
         if len(buffer) > max_line_bytes:
             if not skipping:
                 yield None

@@ -11,6 +11,8 @@ client's ``x-request-id``, and kept as four counts.
 from __future__ import annotations
 
 from collections import Counter
+from itertools import chain
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -18,6 +20,7 @@ import numpy as np
 from stroke_mlops.data import schema
 from stroke_mlops.monitoring import stats
 from stroke_mlops.monitoring.labels import LabelIndex, id_key
+from stroke_mlops.monitoring.logged import LOGGED_TYPES, ONE_ROW_TYPE
 from stroke_mlops.monitoring.records import check_accepted_record
 from stroke_mlops.monitoring.reference import SCORE_COLUMN, ReferenceProfile, level_name
 from stroke_mlops.monitoring.requests import prediction_row_ids, refusal_reason
@@ -29,6 +32,12 @@ _FEATURES = schema.FEATURE_COLUMNS
 _CATEGORICAL = (*schema.BINARY_COLUMNS, *schema.CATEGORICAL_COLUMNS)
 MAX_REASONS = 64  # distinct refusal reasons kept; the rest are counted as "other"
 _MASK = (1 << 64) - 1
+_SIGN = 1 << 63
+_INPUTS, _OUTPUTS, _ID = attrgetter("inputs"), attrgetter("outputs"), attrgetter("prediction_id")
+_SCORES, _DECISIONS = attrgetter("probability"), attrgetter("decision")
+_COLUMN_OF = [attrgetter(name) for name in _FEATURES]
+_FIRST = itemgetter(0)
+_NUMBER_COLUMNS = frozenset(i for i, name in enumerate(_FEATURES) if name not in _CATEGORICAL)
 
 
 class WindowCounts:
@@ -67,11 +76,19 @@ class WindowCounts:
         self._columns: list[list[Any]] = [[] for _ in _FEATURES]
         self._scores: list[Any] = []
         self._decisions: list[Any] = []
-        self._hashes: list[int] = []
+        self._hashes: list[int] = []  # as signed 64-bit values
         self._hashed: list[bool] = []
         self._counts: list[int] = []
         self._ids: list[str | None] = []
         self._pending_rows = 0
+        # typed records (RequestLogReader.batches) of this version, accepted, since the last flush
+        self._typed: list[Any] = []
+        self._typed_hashes: list[int] = []
+        # numbers and line hashes listed above, turned into arrays batch by batch while their
+        # objects are still in the CPU's caches (numeric columns by index, scores, hashes)
+        self._number_parts: dict[int, list[np.ndarray]] = {i: [] for i in _NUMBER_COLUMNS}
+        self._score_parts: list[np.ndarray] = []
+        self._hash_parts: list[np.ndarray] = []
 
     @property
     def invalid_count(self) -> int:
@@ -83,12 +100,7 @@ class WindowCounts:
             self.other_version_requests += 1
             return
         if record.get("status") != "ok":
-            self.refused_requests += 1
-            reason = refusal_reason(record)
-            if reason in self.refusal_reasons or len(self.refusal_reasons) < MAX_REASONS:
-                self.refusal_reasons[reason] += 1
-            else:
-                self.refusal_reasons["other"] += 1
+            self._count_refusal(record)
             return
         checked = check_accepted_record(record)
         if isinstance(checked, str):
@@ -98,7 +110,8 @@ class WindowCounts:
             values.extend(column)
         self._scores.extend(checked.scores)
         self._decisions.extend(checked.decisions)
-        self._hashes.append(0 if line_hash is None else line_hash & _MASK)
+        key = 0 if line_hash is None else line_hash & _MASK
+        self._hashes.append(key - _SIGN - _SIGN if key >= _SIGN else key)
         self._hashed.append(line_hash is not None)
         self._counts.append(checked.count)
         self._ids.append(checked.prediction_id)
@@ -106,9 +119,83 @@ class WindowCounts:
         if self._pending_rows >= _CHUNK_ROWS:
             self.flush()
 
+    def _count_refusal(self, record: dict[str, Any]) -> None:
+        self.refused_requests += 1
+        reason = refusal_reason(record)
+        if reason in self.refusal_reasons or len(self.refusal_reasons) < MAX_REASONS:
+            self.refusal_reasons[reason] += 1
+        else:
+            self.refusal_reasons["other"] += 1
+
+    def add_batch(self, records: list[Any], line_hashes: list[int]) -> None:
+        """Count a batch of :meth:`RequestLogReader.batches`: each record as :meth:`add` would
+        (a typed record has passed the schema already, so it is only sorted and kept)."""
+        version = self.model_version
+        keep, keep_hash = self._typed.append, self._typed_hashes.append
+        rows = 0
+        for record, line_hash in zip(records, line_hashes, strict=True):
+            kind = type(record)
+            if kind not in LOGGED_TYPES:
+                self.add(record, line_hash)
+            elif record.model_version != version:
+                self.other_version_requests += 1
+            elif record.status != "ok":
+                self._count_refusal({"reason": record.reason, "error": record.error})
+            else:
+                keep(record)
+                keep_hash(line_hash)
+                rows += 1 if kind is ONE_ROW_TYPE else len(record.outputs.probability)
+        self._unpack_typed(single_rows=rows == len(self._typed))  # while the batch is in cache
+        self._pending_rows += rows
+        if self._pending_rows >= _CHUNK_ROWS:
+            self.flush()
+
+    def _unpack_typed(self, *, single_rows: bool = False) -> None:
+        """Move the pending typed records into the flat per-feature lists that :meth:`add` fills
+        (``single_rows``: every record has one row, so each column is a 1-tuple)."""
+        records = self._typed
+        if not records:
+            return
+        self._seal()  # what add() listed goes first, as it came first
+        inputs = list(map(_INPUTS, records))
+        outputs = list(map(_OUTPUTS, records))
+        flat: Any = (lambda columns: map(_FIRST, columns)) if single_rows else chain.from_iterable
+        for index, column_of in enumerate(_COLUMN_OF):
+            if index in _NUMBER_COLUMNS:
+                numbers = list(flat(map(column_of, inputs)))
+                self._number_parts[index].append(np.array(numbers, dtype=np.float64))
+            else:
+                self._columns[index].extend(flat(map(column_of, inputs)))
+        scores = list(flat(map(_SCORES, outputs)))
+        self._score_parts.append(np.array(scores, dtype=np.float64))
+        self._decisions.extend(flat(map(_DECISIONS, outputs)))
+        # hash() values are signed 64-bit already
+        self._hash_parts.append(np.array(self._typed_hashes, dtype=np.int64))
+        self._hashed.extend([True] * len(records))
+        if single_rows:
+            self._counts.extend([1] * len(records))
+        else:
+            self._counts.extend(map(len, map(_SCORES, outputs)))
+        self._ids.extend(map(_ID, records))
+        self._typed, self._typed_hashes = [], []
+
+    def _seal(self) -> None:
+        """Turn the numbers and line hashes :meth:`add` listed into arrays (None becomes NaN)."""
+        for index, parts in self._number_parts.items():
+            if values := self._columns[index]:
+                parts.append(np.array(values, dtype=np.float64))
+                values.clear()
+        if self._scores:
+            self._score_parts.append(np.array(self._scores, dtype=np.float64))
+            self._scores.clear()
+        if self._hashes:
+            self._hash_parts.append(np.array(self._hashes, dtype=np.int64))
+            self._hashes.clear()
+
     def _fresh_records(self) -> np.ndarray:
         """Which pending records were not counted before (a repeated line counts once)."""
-        keys = np.array(self._hashes, dtype=np.uint64)
+        keys = np.concatenate(self._hash_parts).view(np.uint64)
+        self._hash_parts.clear()
         hashed = np.array(self._hashed, dtype=bool)
         fresh = ~hashed  # records given without a line hash are never taken for repeats
         candidates = np.flatnonzero(hashed)
@@ -123,14 +210,14 @@ class WindowCounts:
         fresh[candidates[first]] = True
         merged = unique
         while self._seen and self._seen[-1].size <= merged.size:
-            merged = np.union1d(self._seen.pop(), merged)
+            # disjoint sorted arrays: their union is their merge (a stable sort merges runs)
+            merged = np.sort(np.concatenate((self._seen.pop(), merged)), kind="stable")
         if merged.size:
             self._seen.append(merged)
         self.duplicate_records += int(keys.size - fresh.sum())
         return fresh
 
-    def _bin(self, name: str, values: list[Any]) -> None:
-        array = np.array(values, dtype=np.float64)  # None (missing) becomes NaN
+    def _bin(self, name: str, array: np.ndarray) -> None:
         self.numeric[name] += stats.bin_counts(array, self.profile.numeric[name].edges)
         self.missing[name] += int(np.isnan(array).sum())
 
@@ -157,6 +244,8 @@ class WindowCounts:
 
     def flush(self) -> None:
         """Count the records collected since the last flush into the reference's bins."""
+        self._unpack_typed()
+        self._seal()
         if not self._counts:
             return
         fresh = self._fresh_records()
@@ -172,18 +261,23 @@ class WindowCounts:
                 return values
             return [value for value, keep in zip(values, rows_kept, strict=True) if keep]
 
-        for name, values in zip(_FEATURES, self._columns, strict=True):
+        def kept_numbers(parts: list[np.ndarray]) -> np.ndarray:
+            numbers = np.concatenate(parts)
+            parts.clear()
+            return numbers if rows_kept is None else numbers[rows_kept]
+
+        for index, (name, values) in enumerate(zip(_FEATURES, self._columns, strict=True)):
             if name in self.categorical:
                 self.categorical[name].update(kept(values))
+                values.clear()
             else:
-                self._bin(name, kept(values))
-            values.clear()
-        scores = kept(self._scores)
+                self._bin(name, kept_numbers(self._number_parts[index]))
+        scores = kept_numbers(self._score_parts)
         self._bin(SCORE_COLUMN, scores)
         self.rows += len(scores)
         self.positive_decisions += int(np.count_nonzero(np.asarray(kept(self._decisions))))
         self._scores, self._decisions = [], []
-        self._hashes, self._hashed, self._counts, self._ids = [], [], [], []
+        self._hashed, self._counts, self._ids = [], [], []
         self._pending_rows = 0
 
     def category_counts(self, name: str) -> dict[str, int]:
