@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from monitor_benchmark import DATA, VERSION, columns, fit_seed  # noqa: E402
+from monitor_benchmark import DATA, VERSION, columns, fit_seed, logged_record  # noqa: E402
 
 from stroke_mlops.data import dataset, schema  # noqa: E402
 from stroke_mlops.monitoring import reference  # noqa: E402
@@ -41,7 +41,6 @@ from stroke_mlops.registry import signature  # noqa: E402
 from stroke_mlops.registry.model_dir import write_model_dir  # noqa: E402
 from stroke_mlops.registry.signing import generate_key_pair  # noqa: E402
 from stroke_mlops.registry.store import LocalModelStore  # noqa: E402
-from stroke_mlops.serving.request_log import encode_record  # noqa: E402
 
 GIB = 1 << 30
 # The CLI in a child process that reports its CPU time and peak RSS as its last stderr line.
@@ -62,29 +61,18 @@ def line_templates(patients: pd.DataFrame, model: object, threshold: float) -> l
     """One encoded record per patient, with a placeholder where the prediction id goes."""
     instances = columns(patients)
     scores = model.predict_proba(patients[list(schema.FEATURE_COLUMNS)])[:, 1]  # type: ignore[attr-defined]
-    templates = []
-    for row in range(len(patients)):
-        templates.append(
-            encode_record(
-                {
-                    "ts": "2026-01-01T12:00:00.000+00:00",
-                    "request_id": f"client-{row}",
-                    "prediction_id": _PLACEHOLDER,
-                    "model_name": "stroke",
-                    "model_version": VERSION,
-                    "protocol": "v1",
-                    "status": "ok",
-                    "instances": 1,
-                    "inputs": {name: [values[row]] for name, values in instances.items()},
-                    "outputs": {
-                        "probability": [float(scores[row])],
-                        "decision": [int(scores[row] >= threshold)],
-                    },
-                    "latency_ms": 1.0,
-                }
-            )
+    return [
+        logged_record(
+            instances,
+            scores,
+            threshold,
+            row,
+            ts="2026-01-01T12:00:00.000+00:00",
+            request_id=f"client-{row}",
+            prediction_id=_PLACEHOLDER,
         )
-    return templates
+        for row in range(len(patients))
+    ]
 
 
 def write_requests(

@@ -78,6 +78,36 @@ def columns(rows: pd.DataFrame) -> dict[str, list[object]]:
     return out
 
 
+def logged_record(
+    instances: dict[str, list[object]],
+    scores: np.ndarray,
+    threshold: float,
+    row: int,
+    *,
+    ts: str,
+    request_id: str,
+    prediction_id: str | None = None,
+) -> bytes:
+    """Row ``row`` as the predictor logs a single-row request (a ``prediction_id`` if given)."""
+    record: dict[str, object] = {"ts": ts, "request_id": request_id}
+    if prediction_id is not None:
+        record["prediction_id"] = prediction_id
+    record |= {
+        "model_name": "stroke",
+        "model_version": VERSION,
+        "protocol": "v1",
+        "status": "ok",
+        "instances": 1,
+        "inputs": {name: [values[row]] for name, values in instances.items()},
+        "outputs": {
+            "probability": [float(scores[row])],
+            "decision": [int(scores[row] >= threshold)],
+        },
+        "latency_ms": 1.0,
+    }
+    return encode_record(record)
+
+
 def window_record(model: Any, rows: pd.DataFrame, threshold: float) -> dict[str, object]:
     scores = model.predict_proba(rows[list(schema.FEATURE_COLUMNS)])[:, 1]
     return {
@@ -173,22 +203,13 @@ def write_logs(
     batch: list[bytes] = []
     for number, row in enumerate(picks.tolist()):
         batch.append(
-            encode_record(
-                {
-                    "ts": f"2026-01-01T{number // 3_600_000 % 24:02d}:00:00.000+00:00",
-                    "request_id": f"bench-{number}",
-                    "model_name": "stroke",
-                    "model_version": VERSION,
-                    "protocol": "v1",
-                    "status": "ok",
-                    "instances": 1,
-                    "inputs": {name: [values[row]] for name, values in instances.items()},
-                    "outputs": {
-                        "probability": [float(scores[row])],
-                        "decision": [int(scores[row] >= threshold)],
-                    },
-                    "latency_ms": 1.0,
-                }
+            logged_record(
+                instances,
+                scores,
+                threshold,
+                row,
+                ts=f"2026-01-01T{number // 3_600_000 % 24:02d}:00:00.000+00:00",
+                request_id=f"bench-{number}",
             )
         )
         if len(batch) == 500:
