@@ -144,7 +144,9 @@ CORNER_CASES = [
     VALID_LINE.replace(b'"instances":1', b'"instances":true'),
     VALID_LINE.replace(b'"instances":1,', b""),
     VALID_LINE.replace(ID.encode(), ID.encode() + b"\\n"),  # an id and a newline
-    VALID_LINE.replace(ID.encode(), ID.upper().encode()),
+    VALID_LINE.replace(ID.encode(), ID.upper().encode()),  # 32 characters, not all hex digits
+    VALID_LINE.replace(ID.encode(), "é".encode() * 32),
+    VALID_LINE.replace(ID.encode(), ID[:-1].encode()),
     VALID_LINE.replace(b'"prediction_id":"' + ID.encode() + b'"', b'"prediction_id":null'),
     VALID_LINE.replace(b'"outputs"', b'"outputz"'),
     VALID_LINE.replace(b'"model_version":"v"', b'"model_version":"w"'),

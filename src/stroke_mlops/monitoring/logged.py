@@ -2,12 +2,14 @@
 
 A line is decoded by msgspec straight into :class:`LoggedRecord`, with the request-log schema of
 :mod:`stroke_mlops.monitoring.records` written as types: every feature a list of values in its
-closed set or range, scores in [0, 1], decisions 0/1, the predictor's 32-hex-digit id, and no
-field the predictor does not write. A line that decodes this way and whose row counts agree is a
-record :func:`~stroke_mlops.monitoring.records.check_accepted_record` would accept with the same
-values (ints read as floats count the same). Any other line is parsed by orjson and checked field
-by field as before, so a bad record still gets its reason: the typed path only makes valid
-records cheap, it never decides what is valid.
+closed set or range, scores in [0, 1], decisions 0/1, an id of 32 characters, and no field the
+predictor does not write. A line that decodes this way and whose row counts agree is a record
+:func:`~stroke_mlops.monitoring.records.check_accepted_record` would accept with the same values
+(ints read as floats count the same) once its id's characters are hex digits, which
+:class:`~stroke_mlops.monitoring.window.WindowCounts` checks for a whole batch at once
+(:func:`~stroke_mlops.monitoring.records.all_prediction_ids`). Any other line is parsed by
+orjson and checked field by field as before, so a bad record still gets its reason: the typed
+path only makes valid records cheap, it never decides what is valid.
 
 Why the two parsers agree: every field is a typed value (nothing is skipped unparsed), so
 msgspec validates all of a line's UTF-8 and numbers as orjson does; both refuse lone surrogates,
@@ -27,7 +29,8 @@ from stroke_mlops.data import schema
 
 __all__ = ["LOGGED_TYPES", "ONE_ROW_TYPE", "LoggedRecord", "decode_line"]
 
-_ID = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-f]{32}\Z")]  # records.PREDICTION_ID
+# 32 characters; that they are lowercase hex digits the window checks a batch at a time
+_ID = Annotated[str, msgspec.Meta(min_length=32, max_length=32)]
 _SCALAR = str | float | bool | None  # fields the monitor does not read (latency, protocol, ...)
 _INDICATOR = Literal[0, 1]  # decisions; 0/1 features (1.0 and 0.0 take the checked path)
 _FEATURES = schema.FEATURE_COLUMNS

@@ -16,10 +16,26 @@ from typing import Any
 
 from stroke_mlops.data import schema
 
-__all__ = ["PREDICTION_ID", "CheckedRecord", "check_accepted_record"]
+__all__ = [
+    "BAD_PREDICTION_ID",
+    "PREDICTION_ID",
+    "CheckedRecord",
+    "all_prediction_ids",
+    "check_accepted_record",
+]
 
 # What the predictor issues for each prediction: 32 lowercase hex digits (uuid4().hex).
 PREDICTION_ID = re.compile(r"[0-9a-f]{32}")
+BAD_PREDICTION_ID = "prediction_id: not an id the predictor issues"
+_HEX_DIGITS = b"0123456789abcdef"
+
+
+def all_prediction_ids(ids: list[str | None]) -> bool:
+    """Whether every id given (None: no id) is one :data:`PREDICTION_ID` matches, for ids known
+    to be strings of 32 characters: checked for a whole batch at once."""
+    joined = "".join(filter(None, ids))
+    return joined.isascii() and not joined.encode().translate(None, _HEX_DIGITS)
+
 
 _NUMERIC = {f.name: (f.minimum, f.maximum, f.nullable) for f in schema.NUMERIC_FEATURES}
 _BINARY = frozenset(schema.BINARY_COLUMNS)
@@ -154,5 +170,5 @@ def check_accepted_record(record: dict[str, Any]) -> CheckedRecord | str:
     if prediction_id is not None and (
         type(prediction_id) is not str or not PREDICTION_ID.fullmatch(prediction_id)
     ):
-        return "prediction_id: not an id the predictor issues"
+        return BAD_PREDICTION_ID
     return CheckedRecord(columns, scores, decisions, count, prediction_id)

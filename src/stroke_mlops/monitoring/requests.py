@@ -125,38 +125,17 @@ class RequestLogReader:
     def lines(self) -> Iterator[tuple[dict[str, Any], int]]:
         """(record, hash of its line) for every record of the window; the hash (Python's, so
         only comparable within this process) lets a repeated line be counted once."""
-        since, until = _ts_text(self.since), _ts_text(self.until)
-        bounded = since is not None or until is not None
-        for key in self.keys():
-            self.objects_read += 1
-            try:
-                for line in self.folder.read_lines(key, self.max_line_bytes):
-                    if line is None:
-                        self.unreadable_lines += 1
-                        continue
-                    if not line.strip():
-                        continue
-                    try:
-                        record = orjson.loads(line)
-                    except orjson.JSONDecodeError:  # also invalid UTF-8, or too deeply nested
-                        self.unreadable_lines += 1
-                        continue
-                    if not isinstance(record, dict):
-                        self.unreadable_lines += 1
-                        continue
-                    if bounded and not self._in_window(record.get("ts"), since, until):
-                        self.outside_window += 1
-                        continue
-                    yield record, hash(line)
-            except StorageError as error:
-                self.unreadable_objects += 1
-                log.warning("request log object skipped: %s", error)
+        for records, hashes in self.batches(size=1, typed=False):
+            yield records[0], hashes[0]
 
-    def batches(self, size: int = 128) -> Iterator[tuple[list[Any], list[int]]]:
-        """The records of :meth:`lines`, counted the same, in lists of up to ``size`` beside
-        their line hashes; a record that passes the typed schema comes as a
-        :data:`~stroke_mlops.monitoring.logged.LoggedRecord`, any other as a dict (the fast
-        path: see :mod:`stroke_mlops.monitoring.logged`)."""
+    def batches(
+        self, size: int = 128, *, typed: bool = True
+    ) -> Iterator[tuple[list[Any], list[int]]]:
+        """The records of the window in lists of up to ``size``, beside their line hashes (see
+        :meth:`lines`). With ``typed``, a record that passes the typed schema comes as a
+        :data:`~stroke_mlops.monitoring.logged.LoggedRecord` (the fast path: see
+        :mod:`stroke_mlops.monitoring.logged`); every other record is a dict."""
+        decode = decode_line if typed else orjson.loads
         since, until = _ts_text(self.since), _ts_text(self.until)
         bounded = since is not None or until is not None
         records: list[Any] = []
@@ -169,7 +148,7 @@ class RequestLogReader:
                         self.unreadable_lines += 1
                         continue
                     try:
-                        record = decode_line(line)
+                        record = decode(line)
                     except orjson.JSONDecodeError:  # also invalid UTF-8, or too deeply nested
                         if line.strip():  # a blank line is no record
                             self.unreadable_lines += 1

@@ -11,7 +11,7 @@ client's ``x-request-id``, and kept as four counts.
 from __future__ import annotations
 
 from collections import Counter
-from itertools import chain
+from itertools import chain, compress
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -21,7 +21,12 @@ from stroke_mlops.data import schema
 from stroke_mlops.monitoring import stats
 from stroke_mlops.monitoring.labels import LabelIndex, id_key
 from stroke_mlops.monitoring.logged import LOGGED_TYPES, ONE_ROW_TYPE
-from stroke_mlops.monitoring.records import check_accepted_record
+from stroke_mlops.monitoring.records import (
+    BAD_PREDICTION_ID,
+    PREDICTION_ID,
+    all_prediction_ids,
+    check_accepted_record,
+)
 from stroke_mlops.monitoring.reference import SCORE_COLUMN, ReferenceProfile, level_name
 from stroke_mlops.monitoring.requests import prediction_row_ids, refusal_reason
 
@@ -38,6 +43,9 @@ _SCORES, _DECISIONS = attrgetter("probability"), attrgetter("decision")
 _COLUMN_OF = [attrgetter(name) for name in _FEATURES]
 _FIRST = itemgetter(0)
 _NUMBER_COLUMNS = frozenset(i for i, name in enumerate(_FEATURES) if name not in _CATEGORICAL)
+_NULLABLE_COLUMNS = frozenset(
+    _FEATURES.index(f.name) for f in schema.NUMERIC_FEATURES if f.nullable
+)
 
 
 class WindowCounts:
@@ -129,7 +137,7 @@ class WindowCounts:
 
     def add_batch(self, records: list[Any], line_hashes: list[int]) -> None:
         """Count a batch of :meth:`RequestLogReader.batches`: each record as :meth:`add` would
-        (a typed record has passed the schema already, so it is only sorted and kept)."""
+        (a typed record has passed the schema already, but for its id's hex digits)."""
         version = self.model_version
         keep, keep_hash = self._typed.append, self._typed_hashes.append
         rows = 0
@@ -156,18 +164,26 @@ class WindowCounts:
         records = self._typed
         if not records:
             return
+        ids = list(map(_ID, records))
+        if not all_prediction_ids(ids):  # rare: leave out the records whose id is not hex
+            good = [i is None or PREDICTION_ID.fullmatch(i) is not None for i in ids]
+            self.invalid_records[BAD_PREDICTION_ID] += good.count(False)
+            records = list(compress(records, good))
+            self._typed_hashes = list(compress(self._typed_hashes, good))
+            ids = list(compress(ids, good))
         self._seal()  # what add() listed goes first, as it came first
         inputs = list(map(_INPUTS, records))
         outputs = list(map(_OUTPUTS, records))
         flat: Any = (lambda columns: map(_FIRST, columns)) if single_rows else chain.from_iterable
         for index, column_of in enumerate(_COLUMN_OF):
-            if index in _NUMBER_COLUMNS:
-                numbers = list(flat(map(column_of, inputs)))
-                self._number_parts[index].append(np.array(numbers, dtype=np.float64))
+            values = flat(map(column_of, inputs))
+            if index in _NULLABLE_COLUMNS:  # None becomes NaN
+                self._number_parts[index].append(np.array(list(values), dtype=np.float64))
+            elif index in _NUMBER_COLUMNS:
+                self._number_parts[index].append(np.fromiter(values, dtype=np.float64))
             else:
-                self._columns[index].extend(flat(map(column_of, inputs)))
-        scores = list(flat(map(_SCORES, outputs)))
-        self._score_parts.append(np.array(scores, dtype=np.float64))
+                self._columns[index].extend(values)
+        self._score_parts.append(np.fromiter(flat(map(_SCORES, outputs)), dtype=np.float64))
         self._decisions.extend(flat(map(_DECISIONS, outputs)))
         # hash() values are signed 64-bit already
         self._hash_parts.append(np.array(self._typed_hashes, dtype=np.int64))
@@ -176,7 +192,7 @@ class WindowCounts:
             self._counts.extend([1] * len(records))
         else:
             self._counts.extend(map(len, map(_SCORES, outputs)))
-        self._ids.extend(map(_ID, records))
+        self._ids.extend(ids)
         self._typed, self._typed_hashes = [], []
 
     def _seal(self) -> None:
