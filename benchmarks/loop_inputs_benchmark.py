@@ -33,14 +33,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from monitor_benchmark import DATA, VERSION, columns, fit_seed, logged_record  # noqa: E402
+from monitor_benchmark import (  # noqa: E402
+    DATA,
+    benchmark_store,
+    columns,
+    fit_seed,
+    logged_record,
+)
 
 from stroke_mlops.data import dataset, schema  # noqa: E402
-from stroke_mlops.monitoring import reference  # noqa: E402
-from stroke_mlops.registry import signature  # noqa: E402
-from stroke_mlops.registry.model_dir import write_model_dir  # noqa: E402
-from stroke_mlops.registry.signing import generate_key_pair  # noqa: E402
-from stroke_mlops.registry.store import LocalModelStore  # noqa: E402
 
 GIB = 1 << 30
 # The CLI in a child process that reports its CPU time and peak RSS as its last stderr line.
@@ -165,19 +166,7 @@ def main() -> int:
     print(f"|{'-' * 46}|---------|--------|{'-' * 22}|------|")
     with tempfile.TemporaryDirectory(prefix="loop-inputs-bench-") as scratch:
         root = Path(scratch)
-        built = root / "built"
-        write_model_dir(
-            built,
-            model=model,
-            signature=signature.build_signature(signature.example_instances(patients)),
-            model_card="# benchmark\n",
-            metadata={"version": VERSION, "threshold": threshold},
-            extra_files={reference.REFERENCE_FILE: reference.reference_csv_bytes(reference_set)},
-            signing_key=generate_key_pair(root / "keys").private_key,  # throw-away pair
-        )
-        store = root / "store"
-        LocalModelStore(store).publish_version(built, VERSION)
-        LocalModelStore(store).promote(VERSION)
+        store = benchmark_store(root, patients, model, threshold, reference_set)
 
         def monitor(logs: Path, out: str) -> tuple[float, float, float, str]:
             return run_child("monitor", "--store", str(store), "--requests", str(logs),

@@ -219,6 +219,27 @@ def write_logs(
         (partition / "last.jsonl").write_bytes(b"".join(batch))
 
 
+def benchmark_store(
+    root: Path, patients: pd.DataFrame, model: Any, threshold: float, reference_set: pd.DataFrame
+) -> Path:
+    """``root/store``, whose production version is ``model`` with its reference set (signed with
+    a throw-away key pair under ``root/keys``)."""
+    built = root / "built"
+    write_model_dir(
+        built,
+        model=model,
+        signature=signature.build_signature(signature.example_instances(patients)),
+        model_card="# benchmark\n",
+        metadata={"version": VERSION, "threshold": threshold},
+        extra_files={reference.REFERENCE_FILE: reference.reference_csv_bytes(reference_set)},
+        signing_key=generate_key_pair(root / "keys").private_key,
+    )
+    store = root / "store"
+    LocalModelStore(store).publish_version(built, VERSION)
+    LocalModelStore(store).promote(VERSION)
+    return store
+
+
 def cost_table(patients: pd.DataFrame, requests: int) -> None:
     model, threshold, reference_set, _ = fit_seed(patients, 42, "logistic_regression")
     cpus = os.cpu_count()
@@ -229,21 +250,7 @@ def cost_table(patients: pd.DataFrame, requests: int) -> None:
     for count in (requests // 10, requests):
         with tempfile.TemporaryDirectory(prefix="monitor-bench-") as scratch:
             root = Path(scratch)
-            built = root / "built"
-            write_model_dir(
-                built,
-                model=model,
-                signature=signature.build_signature(signature.example_instances(patients)),
-                model_card="# benchmark\n",
-                metadata={"version": VERSION, "threshold": threshold},
-                extra_files={
-                    reference.REFERENCE_FILE: reference.reference_csv_bytes(reference_set)
-                },
-                signing_key=generate_key_pair(root / "keys").private_key,  # throw-away pair
-            )
-            store = LocalModelStore(root / "store")
-            store.publish_version(built, VERSION)
-            store.promote(VERSION)
+            benchmark_store(root, patients, model, threshold, reference_set)
             write_logs(patients, model, threshold, root / "logs", count)
             command = [
                 sys.executable, "-c", _CHILD, "monitor", "--store", str(root / "store"),
