@@ -331,6 +331,12 @@ def cross_validated_estimate(
 
     Each fold's threshold is chosen on the other folds' rows by the rule evaluation uses:
     :func:`select_confident_threshold` at ``confidence``, or :func:`select_threshold` (None).
+    The shipped threshold is chosen on all ``rows``, a fold's on a ``(folds - 1) / folds`` share:
+    its precision bound would be wider by ``sqrt(folds / (folds - 1))``, so it would settle
+    higher up the precision-recall curve than the shipped one and understate the recipe's
+    recall (at 95 %, seed 42: 0.36 against a test recall of 0.55). Each fold's bound therefore
+    takes ``z * sqrt(fit rows / rows)`` standard errors, the same margin below the point
+    estimate as the shipped threshold's bound.
     """
     from scipy.stats import rankdata
     from sklearn.model_selection import StratifiedKFold
@@ -350,11 +356,12 @@ def cross_validated_estimate(
                     margin=margin,
                 ).threshold
             else:
+                same_margin = norm.cdf(norm.ppf(confidence) * np.sqrt(len(fit_rows) / rows))
                 threshold = select_confident_threshold(
                     y[fit_rows],
                     scores[:, fit_rows],
                     precision_floor=precision_floor,
-                    confidence=confidence,
+                    confidence=float(same_margin),
                     margin=margin,
                 ).threshold
         except ValueError:  # no threshold reaches the floor: this fold flags nobody
