@@ -117,3 +117,26 @@ def test_no_threshold_is_confidently_above_the_floor() -> None:
     oof = np.linspace(1, 0.1, 10)[None, :]
     with pytest.raises(ValueError, match="no threshold reaches precision"):
         metrics.select_confident_threshold(y, oof, precision_floor=0.4, confidence=0.95)
+
+
+def test_bootstrap_roc_auc_is_the_ranked_auc_of_every_resample() -> None:
+    """Same figures as ranking each resample with scipy (ties, repeated rows, a resample
+    without positives), only without a sort per resample."""
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(5)
+    rows = 300
+    positive = rng.random(rows) < 0.1
+    scores = np.round(np.vstack([rng.random(rows), rng.random(rows) + 0.3 * positive]), 2)
+    index = rng.integers(0, rows, size=(50, rows))
+    index[0] = np.flatnonzero(~positive)[0]  # one class only: undefined
+    got = metrics.bootstrap_roc_auc(scores, positive, index)
+    for resample, rows_drawn in enumerate(index):
+        labels = positive[rows_drawn]
+        n_pos, n_neg = labels.sum(), (~labels).sum()
+        if n_pos == 0:
+            assert np.isnan(got[resample]).all()
+            continue
+        ranks = rankdata(scores[:, rows_drawn], axis=1)
+        expected = (ranks[:, labels].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+        np.testing.assert_allclose(got[resample], expected, rtol=1e-12)

@@ -99,8 +99,8 @@ def test_evaluation_is_consistent_and_the_card_says_so(
     assert result.threshold_choice["rows"] == len(split.train)
     assert result.out_of_fold["recall"] == pytest.approx(result.threshold_choice["recall"])
     assert result.threshold_choice["precision"] >= 0.15
-    # The promise: the chosen threshold's precision lower bound (90 %) reaches the floor.
-    assert result.threshold_choice["confidence"] == 0.90
+    # The promise: the chosen threshold's precision lower bound (95 %) reaches the floor.
+    assert result.threshold_choice["confidence"] == 0.95
     assert result.threshold_choice["precision_lower_bound"] >= 0.15
     assert (
         result.intervals["recall"]["low"]
@@ -119,7 +119,7 @@ def test_evaluation_is_consistent_and_the_card_says_so(
         fingerprint={"raw_sha256": "abc", "seed": 3, "parts": split.summary()},
     )
     assert "v-test" in card
-    assert "is ≥ 15% with 90% confidence" in " ".join(card.split())
+    assert "is ≥ 15% with 95% confidence" in " ".join(card.split())
     cv = result.cross_validated
     assert cv["repeats"] == 3 and cv["rows"] == len(split.train)
     assert cv["intervals"]["recall"]["low"] <= cv["recall"] <= cv["intervals"]["recall"]["high"]

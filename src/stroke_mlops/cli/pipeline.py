@@ -122,7 +122,9 @@ def _pipeline_options() -> dict[str, list[tuple[str, type, Any, str]]]:
                 "precision_floor",
                 float,
                 evaluation.precision_floor,
-                "the threshold is the highest recall at precision >= this",
+                "the threshold is the highest recall whose precision is >= this with "
+                f"{evaluation.precision_confidence * 100:.0f}%% confidence (one-sided lower "
+                "bound of the out-of-fold precision)",
             ),
             (
                 "threshold_margin",

@@ -292,6 +292,53 @@ def _check(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return y, s
 
 
+def bootstrap_roc_auc(
+    scores: np.ndarray, positive: np.ndarray, index: np.ndarray, *, chunk: int = 64
+) -> np.ndarray:
+    """ROC AUC of each row of ``scores`` (shape (k, rows)) on each resample of ``index`` (shape
+    (resamples, rows) of row numbers): an array (resamples, k), NaN where a class is absent.
+
+    The same figure as ranking each resample (Mann-Whitney: pairs ordered right plus half the
+    ties, a resampled row counted as often as drawn), without sorting per resample: each score's
+    order and ties are found once, then a resample is a weight per row, and each positive's
+    count of lower-scored negatives a cumulative sum of weights in that order. Resamples are
+    processed ``chunk`` at a time so the work arrays stay in cache.
+    """
+    scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
+    positive = np.asarray(positive, dtype=bool)
+    resamples, rows = index.shape
+    orders, starts, groups = [], [], []
+    for row_scores in scores:
+        order = np.argsort(row_scores, kind="stable")
+        ranked = row_scores[order]
+        new_value = np.r_[True, ranked[1:] != ranked[:-1]]
+        group = np.empty(rows, dtype=np.int64)
+        group[order] = np.cumsum(new_value) - 1
+        orders.append(order)
+        starts.append(np.flatnonzero(new_value))
+        groups.append(group)
+    result = np.empty((resamples, len(scores)))
+    for first in range(0, resamples, chunk):
+        part = index[first : first + chunk]
+        size = len(part)
+        offsets = (np.arange(size)[:, None] * rows + part).ravel()
+        weight = np.bincount(offsets, minlength=size * rows).reshape(size, rows)
+        positive_weight = weight * positive
+        negative_weight = weight - positive_weight
+        n_pos = positive_weight.sum(axis=1)
+        n_neg = negative_weight.sum(axis=1)
+        for k in range(len(scores)):
+            in_group = np.add.reduceat(negative_weight[:, orders[k]], starts[k], axis=1)
+            # Twice (negatives below + half the tied ones): integers, exact.
+            credit = (2 * np.cumsum(in_group, axis=1) - in_group)[:, groups[k]]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                result[first : first + size, k] = (positive_weight * credit).sum(axis=1) / (
+                    2.0 * n_pos * n_neg
+                )
+        result[first : first + size][(n_pos == 0) | (n_neg == 0)] = np.nan
+    return result
+
+
 @dataclass(frozen=True)
 class CrossValidatedEstimate:
     """Recall and precision of the whole recipe (model + threshold rule) on held-out rows.
@@ -331,6 +378,12 @@ def cross_validated_estimate(
 
     Each fold's threshold is chosen on the other folds' rows by the rule evaluation uses:
     :func:`select_confident_threshold` at ``confidence``, or :func:`select_threshold` (None).
+    The shipped threshold is chosen on all ``rows``, a fold's on a ``(folds - 1) / folds`` share:
+    its precision bound would be wider by ``sqrt(folds / (folds - 1))``, so it would settle
+    higher up the precision-recall curve than the shipped one and understate the recipe's
+    recall (at 95 %, seed 42: 0.36 against a test recall of 0.55). Each fold's bound therefore
+    takes ``z * sqrt(fit rows / rows)`` standard errors, the same margin below the point
+    estimate as the shipped threshold's bound.
     """
     from scipy.stats import rankdata
     from sklearn.model_selection import StratifiedKFold
@@ -350,11 +403,12 @@ def cross_validated_estimate(
                     margin=margin,
                 ).threshold
             else:
+                same_margin = norm.cdf(norm.ppf(confidence) * np.sqrt(len(fit_rows) / rows))
                 threshold = select_confident_threshold(
                     y[fit_rows],
                     scores[:, fit_rows],
                     precision_floor=precision_floor,
-                    confidence=confidence,
+                    confidence=float(same_margin),
                     margin=margin,
                 ).threshold
         except ValueError:  # no threshold reaches the floor: this fold flags nobody
@@ -384,7 +438,7 @@ def cross_validated_estimate(
     index = rng.integers(0, rows, size=(resamples, rows))
     boot_recall = ratio(tp_row[index].sum(axis=1), repeats * positive[index].sum(axis=1))
     boot_precision = ratio(tp_row[index].sum(axis=1), flagged_row[index].sum(axis=1))
-    boot_auc = np.array([auc(i) for i in index])
+    boot_auc = bootstrap_roc_auc(scores, positive, index).mean(axis=1)
     tail = (1 - level) / 2 * 100
 
     def interval(values: np.ndarray) -> Interval:
@@ -461,7 +515,8 @@ def paired_differences(
         recall_diff = (
             hit_challenger[index].sum(axis=1) - hit_champion[index].sum(axis=1)
         ) / positive[index].sum(axis=1)
-    auc_diff = np.array([np.subtract(*auc_pair(i)) for i in index])
+    boot_both = bootstrap_roc_auc(both, positive, index)
+    auc_diff = boot_both[:, 0] - boot_both[:, 1]
     tail = (1 - level) / 2 * 100
     full_auc = auc_pair(np.arange(rows))
     recall_pair = (hit_challenger.sum() / positive.sum(), hit_champion.sum() / positive.sum())

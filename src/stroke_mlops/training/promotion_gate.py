@@ -10,7 +10,7 @@ What a blessing means (each check at its one-sided 95 % level, from patient boot
    ``max_cv_recall_width`` wide (0.16 needs roughly 80 development strokes; ours have ~200,
    a model trained on a tenth of them ~20).
 2. **The precision promise.** At the shipped threshold, the one-sided lower confidence bound
-   (evaluation's ``precision_confidence``, 90 % by default; patients as the sampling unit) of
+   (evaluation's ``precision_confidence``, 95 % by default; patients as the sampling unit) of
    the out-of-fold precision is at or above ``min_precision``: precision on new patients of the
    same population is at or above it with that confidence. Because the threshold was chosen on
    those rows, the cross-fitted precision (each fold's threshold chosen without it) must also
@@ -37,10 +37,11 @@ from typing import Any
 class GateThresholds:
     """Named promotion thresholds; these defaults are the only ones (pipeline, CLI read them)."""
 
-    # Recall at the 90 %-confident precision threshold: the recipe's cross-validated lower bound
-    # was 0.445-0.642 on split seeds 40-49 (0.60 held when the threshold met 0.15 only as a point
-    # estimate; the promise costs recall). See README, "The promotion gate".
-    min_recall: float = 0.40
+    # Recall at the 95 %-confident precision threshold: the recipe's cross-validated lower bound
+    # was 0.385-0.630 on split seeds 40-49 (0.40 held at the 90 % promise, 0.60 when the
+    # threshold met 0.15 only as a point estimate; the promise costs recall). Set after looking
+    # at those seeds. See README, "The promotion gate".
+    min_recall: float = 0.35
     min_precision: float = 0.15
     min_roc_auc: float = 0.79
     champion_tolerance: float = 0.10
