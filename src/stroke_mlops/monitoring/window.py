@@ -32,11 +32,14 @@ _MASK = (1 << 64) - 1
 
 
 class WindowCounts:
-    """Counts of one model version's accepted rows, in the reference's bins (bounded memory)."""
+    """Counts of one model version's accepted rows, in the reference's bins (bounded memory).
+
+    Without a ``profile`` only rows, decisions, labels and what was left out are counted (the
+    per-version tallies of :mod:`stroke_mlops.monitoring.compare`): no feature is binned."""
 
     def __init__(
         self,
-        profile: ReferenceProfile,
+        profile: ReferenceProfile | None,
         model_version: str,
         labels: LabelIndex | None = None,
     ) -> None:
@@ -51,7 +54,8 @@ class WindowCounts:
         self.invalid_records: Counter[str] = Counter()  # reason (field: problem) → records
         self.duplicate_records = 0
         self.numeric = {
-            name: np.zeros(p.counts.size, dtype=np.int64) for name, p in profile.numeric.items()
+            name: np.zeros(p.counts.size, dtype=np.int64)
+            for name, p in (profile.numeric.items() if profile is not None else ())
         }
         self.missing: Counter[str] = Counter()
         self.categorical: dict[str, Counter[Any]] = {name: Counter() for name in _CATEGORICAL}
@@ -130,6 +134,8 @@ class WindowCounts:
         return fresh
 
     def _bin(self, name: str, values: list[Any]) -> None:
+        if self.profile is None:
+            return
         array = np.array(values, dtype=np.float64)  # None (missing) becomes NaN
         self.numeric[name] += stats.bin_counts(array, self.profile.numeric[name].edges)
         self.missing[name] += int(np.isnan(array).sum())
@@ -173,7 +179,9 @@ class WindowCounts:
             return [value for value, keep in zip(values, rows_kept, strict=True) if keep]
 
         for name, values in zip(_FEATURES, self._columns, strict=True):
-            if name in self.categorical:
+            if self.profile is None:
+                pass  # a tally: features are not counted
+            elif name in self.categorical:
                 self.categorical[name].update(kept(values))
             else:
                 self._bin(name, kept(values))
