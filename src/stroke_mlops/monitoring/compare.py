@@ -30,6 +30,7 @@ metric the product is tuned for, with precision as a floor:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, field
@@ -80,6 +81,7 @@ class LabelCounts:
     flagged: int
 
 
+@functools.lru_cache(maxsize=8)
 def _z(two_sided_level: float) -> float:
     return float(scipy_stats.norm.ppf(0.5 + two_sided_level / 2))
 
