@@ -48,6 +48,7 @@ h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde3ea;padding-bott
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e6ebf0;vertical-align:middle}
 th{background:#f4f6f9;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th.num{text-align:right}
 .tag{display:inline-block;border-radius:10px;padding:1px 9px;font-size:12px;font-weight:600}
 .drift{background:#fde2e4;color:#9b0018}.ok{background:#e1f3e7;color:#17652f}
 .na{background:#f1ecd8;color:#6b5600}.nt{background:#eceff3;color:#4a5563}
@@ -229,8 +230,8 @@ def _versions_section(summary: MonitorSummary) -> str:
             f"<tr><td><b>{name}</b></td><td class='num'>{v.rows}</td>"
             f"<td class='num'>{v.rows / total:.1%}</td><td class='num'>{rate}</td>"
             f"<td class='num'>{v.labelled_rows} / {v.labelled_positives}</td>"
-            f"<td>{recall}</td><td>{_interval_bar(v.recall, floor)}</td>"
-            f"<td>{_interval_text(v.precision) or 'n/a'}</td></tr>"
+            f"<td class='num'>{recall}</td><td>{_interval_bar(v.recall, floor)}</td>"
+            f"<td class='num'>{_interval_text(v.precision) or 'n/a'}</td></tr>"
         )
     return (
         "<p>The window holds requests answered by more than one model version (a traffic "
@@ -239,9 +240,10 @@ def _versions_section(summary: MonitorSummary) -> str:
         f"95 % intervals, shown from {summary.performance.min_labelled_positives} labelled "
         "strokes; the dashed line is the gate's recall floor). <code>stroke-mlops compare</code> "
         "gives the verdict between two versions.</p>"
-        "<table><tr><th>version</th><th>rows</th><th>share</th><th>positive decisions</th>"
-        "<th>labelled rows / strokes</th><th>realised recall (95% CI)</th><th></th>"
-        f"<th>realised precision (95% CI)</th></tr>{''.join(rows)}</table>"
+        "<table><tr><th>version</th><th class=num>rows</th><th class=num>share</th>"
+        "<th class=num>positive decisions</th><th class=num>labelled rows / strokes</th>"
+        "<th class=num>realised recall (95% CI)</th><th>recall on 0–1, gate floor dashed</th>"
+        f"<th class=num>realised precision (95% CI)</th></tr>{''.join(rows)}</table>"
     )
 
 
@@ -321,7 +323,14 @@ def render_report(summary: MonitorSummary) -> str:
         "<h1>Stroke model monitor</h1>"
         f'<div class="meta">model version <b>{title}</b> · window {html.escape(window)} · '
         f"{summary.rows} rows judged against {summary.reference_rows} reference rows · "
-        f"generated {html.escape(summary.generated_at)}</div>"
+        f"generated {html.escape(summary.generated_at)}"
+        + (
+            f' · <a href="#versions">{len(summary.versions)} model versions</a> answered in '
+            "this window"
+            if len(summary.versions) > 1
+            else ""
+        )
+        + "</div>"
         f'<div class="verdict" style="background:{colour}"><b>{verdict}</b>'
         f"<ul>{reasons}</ul></div>"
         f'<div class="cards">{cards}</div>'
@@ -332,7 +341,9 @@ def render_report(summary: MonitorSummary) -> str:
         f"{prediction.reference_positive_rate:.1%}.</p>"
         f"{_TABLE_HEAD}{_rows(prediction.checks)}</table>"
         f"<h2 id=quality>Data quality</h2>{_quality_section(quality)}"
-        f"<h2 id=performance>Realised performance (feedback labels)</h2>"
+        "<h2 id=performance>Realised performance (feedback labels)"
+        + (f" of {title}" if len(summary.versions) > 1 else "")
+        + "</h2>"
         f"{_performance_section(summary.performance)}"
         + (
             f"<h2 id=versions>Model versions</h2>{_versions_section(summary)}"
