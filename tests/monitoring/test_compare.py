@@ -213,6 +213,34 @@ def test_the_verdicts_worse_not_worse_and_too_few_labels(world: SplitWorld, tmp_
     assert wide["verdict"] == "not_worse" and -0.2 < wide["recall_difference"]["low"] < 0
 
 
+def test_a_damaged_or_copied_log_is_counted_not_trusted(world: SplitWorld, tmp_path: Path) -> None:
+    store = _store(world, tmp_path / "store")
+    _label(world, store, tmp_path, champion=(50, 20), challenger=(50, 45))
+    log = tmp_path / "log"
+    shutil.copytree(world.log, log)
+    objects = sorted(log.rglob("*.jsonl"))
+    shutil.copy(objects[0], objects[0].with_name("copy-" + objects[0].name))  # counted once
+    with objects[-1].open("a") as handle:
+        handle.write('{"model_version": "v2-challenger", "status": "ok", "inputs": {}}\n')
+        handle.write("not json\n")
+        handle.write(json.dumps({"model_version": "x" * 500, "status": "ok"}) + "\n")
+
+    result = json.loads(
+        (tmp_path / "c.json").read_text()
+        if main(["compare", "--store", store, "--requests", str(log), "--champion", CHAMPION,
+                 "--challenger", CHALLENGER, "--output", str(tmp_path / "c.json")]) == 0
+        else "{}"
+    )  # fmt: skip
+
+    by_version = {v["version"]: v for v in result["versions"]}
+    assert [by_version[v]["rows"] for v in (CHAMPION, CHALLENGER)] == [ROWS_PER_VERSION] * 2
+    copied = sum(1 for line in objects[0].read_text().splitlines() if line.strip())
+    duplicates = sum(v["duplicate_records"] for v in result["versions"])
+    assert duplicates == copied and by_version[CHALLENGER]["invalid_records"] == 1
+    assert result["unreadable_lines"] == 1 and result["other_version_requests"] == 1
+    assert result["verdict"] == "challenger_better"
+
+
 def test_bad_arguments_exit_2_with_one_line(
     world: SplitWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -155,20 +155,11 @@ def decide(
     if high < 0:
         return "worse", [f"{shown}: the challenger catches fewer strokes", *notes], difference
     if low > 0:
-        return (
-            "challenger_better",
-            [f"{shown}: the challenger catches more strokes", *notes],
-            (difference),
-        )
+        better = [f"{shown}: the challenger catches more strokes", *notes]
+        return "challenger_better", better, difference
     if low > -rule.margin:
-        return (
-            "not_worse",
-            [
-                f"{shown}: not worse by more than the margin {rule.margin:.2f}",
-                *notes,
-            ],
-            difference,
-        )
+        not_worse = [f"{shown}: not worse by more than the margin {rule.margin:.2f}", *notes]
+        return "not_worse", not_worse, difference
     return (
         "too_few_labels",
         [
