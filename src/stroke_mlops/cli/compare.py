@@ -41,7 +41,7 @@ def add_commands(commands: Any) -> None:
         help="compare a challenger with the champion on logged requests and feedback labels",
         description="Joins the request log with the store's feedback labels (on the predictor's "
         "prediction_id) and reports, per version, rows, positive-decision rate, realised recall "
-        "and precision (Wilson 95%% intervals), and a verdict: challenger_better, not_worse, "
+        "and precision (Wilson 95 % intervals), and a verdict: challenger_better, not_worse, "
         "worse or too_few_labels (the rule: README, 'Comparing two versions'). Writes the JSON "
         "that `models promote` and `models rollback` read. Exit 0 whenever the comparison was "
         "written (read the verdict), 2 with one line when an argument or input is bad.",
@@ -53,8 +53,10 @@ def add_commands(commands: Any) -> None:
     compare.add_argument(
         "--requests", required=True, help="request-log objects: a folder or s3://bucket/prefix"
     )
-    compare.add_argument("--champion", required=True, help="the version in production")
-    compare.add_argument("--challenger", required=True, help="the version judged against it")
+    compare.add_argument(
+        "--champion", required=True, help="the version judged against (production, to promote)"
+    )
+    compare.add_argument("--challenger", required=True, help="the version being judged")
     compare.add_argument(
         "--output", default=DEFAULT_OUTPUT, metavar="FILE", help="the JSON file (%(default)s)"
     )
@@ -75,6 +77,7 @@ def add_commands(commands: Any) -> None:
     compare.add_argument(
         "--min-labelled-strokes",
         type=_count,
+        metavar="N",
         default=rule.min_labelled_positives,
         help="labelled strokes each version needs before any verdict (%(default)s)",
     )
