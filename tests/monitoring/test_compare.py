@@ -185,6 +185,8 @@ def test_compare_reads_each_versions_rows_decisions_and_realised_recall(
     difference = result["recall_difference"]
     assert difference["value"] == pytest.approx(0.5) and difference["low"] > 0
     assert result["production"] == CHAMPION and result["rule"]["margin"] == 0.05
+    assert result["version_intervals"].startswith("Wilson")
+    assert difference["method"].startswith("Newcombe") and difference["level"] == 0.9
     assert out.startswith("compare: challenger_better") and len(out.splitlines()) <= 8
     assert err == ""
     shown = out + json.dumps(result)

@@ -301,6 +301,7 @@ class Comparison:
     generated_at: str
     kind: str = COMPARISON_KIND
     schema_version: int = SCHEMA_VERSION
+    version_intervals: str = "Wilson score, two-sided 95 %"  # each version's recall, precision
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> str:
