@@ -304,3 +304,24 @@ def test_the_server_command_checks_the_retention_setting(
         stroke_mlops(["serve", "--model-uri", "/nowhere", "--request-log-retention-days", "-3"])
     assert exited.value.code == 2
     assert "expected a whole number of days >= 1; got '-3'" in capsys.readouterr().err
+
+
+def test_two_sinks_of_one_process_sharing_a_folder_keep_every_record(tmp_path: Path) -> None:
+    """Two predictors behind a router write to one store, often as the same pid (1, in their
+    pods) in the same second: each sink's objects get their own keys, nothing is overwritten."""
+    sinks = [
+        RequestLogSink(directory_writer(tmp_path), batch_size=5, flush_interval_s=60)
+        for _ in range(2)
+    ]
+    for index in range(10):
+        for number, sink in enumerate(sinks):
+            sink.submit(json.dumps({"sink": number, "n": index}).encode() + b"\n")
+    for sink in sinks:
+        sink.close()
+
+    objects = sorted(tmp_path.rglob("*.jsonl"))
+    records = [json.loads(line) for path in objects for line in path.read_text().splitlines()]
+    assert len(objects) == 4 and len(records) == 20
+    assert sorted((r["sink"], r["n"]) for r in records) == [
+        (s, n) for s in (0, 1) for n in range(10)
+    ]

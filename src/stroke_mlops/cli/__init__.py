@@ -13,10 +13,20 @@ import sys
 from collections.abc import Sequence
 
 from stroke_mlops import __version__
-from stroke_mlops.cli import app, data, deploy, loop, models, monitor, pipeline, serve
+from stroke_mlops.cli import app, compare, data, deploy, loop, models, monitor, pipeline, serve
 from stroke_mlops.cli.common import EXIT_BAD_INPUT, known_errors
 
-COMMAND_GROUPS = (data, pipeline, serve, app, deploy, monitor, models, loop)  # the order of --help
+COMMAND_GROUPS = (
+    data,
+    pipeline,
+    serve,
+    app,
+    deploy,
+    monitor,
+    compare,
+    models,
+    loop,
+)  # the order of --help
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ def known_errors() -> tuple[type[BaseException], ...]:
     from stroke_mlops.data.dataset import RawDataError
     from stroke_mlops.data.suite_file import SuiteError
     from stroke_mlops.deploy.kserve_objects import DeployConfigError
+    from stroke_mlops.monitoring.comparison_rule import ComparisonError
     from stroke_mlops.monitoring.feedback import FeedbackError
     from stroke_mlops.monitoring.monitor import MonitorError
     from stroke_mlops.monitoring.reference import ReferenceError
@@ -38,10 +39,22 @@ def known_errors() -> tuple[type[BaseException], ...]:
         MonitorError,
         ReferenceError,
         FeedbackError,
+        ComparisonError,
         RetrainingError,
         ReplayError,
         FileNotFoundError,
     )
+
+
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make ``parser`` report a bad or missing argument as one line (exit 2), without the
+    usage block argparse prints by default."""
+
+    def error(message: str) -> None:
+        parser.exit(EXIT_BAD_INPUT, f"error: {message} (see {parser.prog} --help)\n")
+
+    setattr(parser, "error", error)  # noqa: B010 (an instance override, not a subclass)
+    return parser
 
 
 def iso_timestamp(text: str) -> datetime:

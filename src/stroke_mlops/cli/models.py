@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from stroke_mlops import settings
@@ -34,11 +35,33 @@ def add_commands(commands: Any) -> None:
         "outside one the command to do so is printed.",
     )
     back.add_argument("version", help="the earlier version to put back in production")
-    back.add_argument("--name", default="stroke", help="InferenceService name (stroke)")
-    back.add_argument("--namespace", default=settings.NAMESPACE, help="namespace (%(default)s)")
     back.add_argument(
-        "--apply", action="store_true", help="redeploy through the current kubeconfig (as deploy)"
+        "--comparison",
+        metavar="FILE",
+        help="a `stroke-mlops compare` JSON as the reason: refused (exit 1) unless its verdict "
+        "is worse, its champion is VERSION and its challenger is what production serves now",
     )
+    promote = model_commands.add_parser(
+        "promote",
+        help="promote a challenger on a comparison's evidence (one compare-and-swap write)",
+        description="Refused (exit 1, production unchanged) unless FILE, written by "
+        "`stroke-mlops compare` on this store, judged exactly this challenger against the "
+        "production version as challenger_better or not_worse, and that champion is still in "
+        "production (the same promotion). Versions published by the pipeline are promoted by "
+        "its own gate; this is the way to promote after a traffic split.",
+    )
+    promote.add_argument("version", help="the challenger to put in production")
+    promote.add_argument(
+        "--comparison", required=True, metavar="FILE", help="the `stroke-mlops compare` JSON"
+    )
+    for sub in (back, promote):
+        sub.add_argument("--name", default="stroke", help="InferenceService name (stroke)")
+        sub.add_argument("--namespace", default=settings.NAMESPACE, help="namespace (%(default)s)")
+        sub.add_argument(
+            "--apply",
+            action="store_true",
+            help="redeploy through the current kubeconfig (as deploy)",
+        )
     repair = model_commands.add_parser(
         "repair-pointer",
         help="rewrite a broken production pointer to a verified version",
@@ -49,7 +72,7 @@ def add_commands(commands: Any) -> None:
     )
     repair.add_argument("version", help="the version production should be")
     for sub, handler in ((list_, cmd_models_list), (show, cmd_models_show),
-                         (back, cmd_models_rollback),
+                         (back, cmd_models_rollback), (promote, cmd_models_promote),
                          (repair, cmd_models_repair)):  # fmt: skip
         sub.add_argument(
             "--store", required=True, help="model store: a folder or s3://bucket/prefix"
@@ -112,16 +135,71 @@ def cmd_models_repair(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_models_rollback(args: argparse.Namespace) -> int:
-    import os
+def _comparison_text(path: str) -> str:
+    from stroke_mlops.cli.common import UsageError
 
-    from stroke_mlops.deploy import kserve_objects
-    from stroke_mlops.registry.store import open_store
+    if not Path(path).is_file():
+        raise UsageError(f"--comparison {path}: not a file (the JSON `stroke-mlops compare` wrote)")
+    try:
+        with Path(path).open("rb") as handle:
+            content = handle.read(1_000_001)
+    except OSError as error:
+        raise UsageError(f"--comparison {path}: cannot be read ({error.strerror})") from None
+    try:
+        return content.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"--comparison {path}: not UTF-8 text") from None
+
+
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    from stroke_mlops.monitoring.compare import RefusedByEvidenceError, check_promotion
+    from stroke_mlops.registry.store import PromotionConflictError, open_store
+
+    store = open_store(args.store)
+    text = _comparison_text(args.comparison)
+    try:
+        champion = check_promotion(
+            store.uri, args.version, text, source=args.comparison, production=store.production()
+        )
+        pointer = store.promote(args.version, expected=champion)
+    except (RefusedByEvidenceError, PromotionConflictError) as error:
+        print(f"refused: {error}; production unchanged", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"production: {champion} -> {pointer.version} ({pointer.uri}) on {args.comparison}")
+    return _redeploy(args, pointer)
+
+
+def cmd_models_rollback(args: argparse.Namespace) -> int:
+    from stroke_mlops.monitoring.compare import RefusedByEvidenceError, check_rollback
+    from stroke_mlops.registry.store import PromotionConflictError, open_store
     from stroke_mlops.registry.versions import rollback
 
     store = open_store(args.store)
-    pointer, previous = rollback(store, args.version)
-    print(f"production: {previous} -> {pointer.version} ({pointer.uri})")
+    expected = reason = None
+    if args.comparison is not None:
+        text = _comparison_text(args.comparison)
+        try:
+            expected = check_rollback(
+                store.uri, args.version, text, source=args.comparison, production=store.production()
+            )
+        except RefusedByEvidenceError as error:
+            print(f"refused: {error}; production unchanged", file=sys.stderr)
+            return EXIT_FAILED
+        reason = f" on {args.comparison}: {expected} is worse than {args.version}"
+    try:
+        pointer, previous = rollback(store, args.version, expected=expected)
+    except PromotionConflictError as error:
+        print(f"refused: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"production: {previous} -> {pointer.version} ({pointer.uri}){reason or ''}")
+    return _redeploy(args, pointer)
+
+
+def _redeploy(args: argparse.Namespace, pointer: Any) -> int:
+    import os
+
+    from stroke_mlops.deploy import kserve_objects
+
     service = kserve_objects.build_inference_service(
         pointer.uri, name=args.name, namespace=args.namespace, model_version=pointer.version
     )

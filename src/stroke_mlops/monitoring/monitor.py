@@ -28,6 +28,7 @@ from typing import Any
 
 from stroke_mlops.data import schema
 from stroke_mlops.monitoring import drift_tests, stats
+from stroke_mlops.monitoring.compare import VersionTallies, version_slice
 from stroke_mlops.monitoring.drift_tests import Comparison, DriftTest
 from stroke_mlops.monitoring.feedback import load_feedback
 from stroke_mlops.monitoring.reference import (
@@ -46,6 +47,7 @@ from stroke_mlops.monitoring.summary import (
     PredictionDrift,
     Recommendation,
     Verdict,
+    VersionSlice,
 )
 from stroke_mlops.monitoring.window import WindowCounts
 from stroke_mlops.training.promotion_gate import GateThresholds
@@ -266,6 +268,21 @@ def cycle_collection_paused() -> Iterator[None]:
             gc.enable()
 
 
+def _version_slices(
+    window: WindowCounts, others: VersionTallies, min_labelled_positives: int
+) -> list[VersionSlice]:
+    """Production first, then the other versions by rows; empty when the window holds one."""
+    others.flush()
+    if not any(other.rows for other in others.windows.values()):
+        return []
+    ranked = sorted(others.windows.values(), key=lambda w: (-w.rows, w.model_version))
+    return [
+        version_slice(w, min_labelled_positives=min_labelled_positives)
+        for w in (window, *ranked)
+        if w is window or w.rows
+    ]
+
+
 def run_monitor(
     store_uri: str,
     requests_uri: str,
@@ -293,9 +310,11 @@ def run_monitor(
     reader = RequestLogReader(requests_uri, since=since, until=until)
     feedback = load_feedback(store_uri)
     window = WindowCounts(profile, version, feedback.index)
+    others = VersionTallies(feedback.index, skip=version)  # the per-version section
     with cycle_collection_paused():
         for records, line_hashes in reader.batches():
             window.add_batch(records, line_hashes)
+            others.add_batch(records, line_hashes)
     family = judge_window(profile, window, min_rows=min_rows, alpha=alpha)
     features = [r for r in family if r.section == "features"]
     floor = recall_floor
@@ -364,6 +383,7 @@ def run_monitor(
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - started, 3),
         drifted_features=[r.name for r in features if r.verdict == "drift"],
+        versions=_version_slices(window, others, min_labelled_positives),
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / SUMMARY_FILE).write_text(summary.to_json())

@@ -48,6 +48,7 @@ h2{font-size:17px;margin:28px 0 8px;border-bottom:1px solid #dde3ea;padding-bott
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e6ebf0;vertical-align:middle}
 th{background:#f4f6f9;font-weight:600}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th.num{text-align:right}
 .tag{display:inline-block;border-radius:10px;padding:1px 9px;font-size:12px;font-weight:600}
 .drift{background:#fde2e4;color:#9b0018}.ok{background:#e1f3e7;color:#17652f}
 .na{background:#f1ecd8;color:#6b5600}.nt{background:#eceff3;color:#4a5563}
@@ -183,6 +184,75 @@ def _performance_section(performance: Performance) -> str:
     return f"{cards}<p>{html.escape(performance.message)}</p>"
 
 
+def _interval_bar(interval: Interval, floor: float, *, width: int = 220) -> str:
+    """A 0–1 axis with the interval as a bar, the estimate as a dot and the floor as a line."""
+    if interval.value is None or interval.low is None or interval.high is None:
+        return ""
+    height, y = 26, 11
+
+    def x(share: float) -> float:
+        return 6 + share * (width - 12)
+
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img"><title>95% CI {interval.low:.3f}–'
+        f"{interval.high:.3f}; gate floor {floor:.2f}</title>"
+        f'<line x1="{x(0):.1f}" y1="{y}" x2="{x(1):.1f}" y2="{y}" stroke="#dde3ea"/>'
+        f'<line x1="{x(floor):.1f}" y1="2" x2="{x(floor):.1f}" y2="{y + 8}" stroke="#b00020" '
+        'stroke-dasharray="2 2"/>'
+        f'<rect x="{x(interval.low):.1f}" y="{y - 3}" '
+        f'width="{max(x(interval.high) - x(interval.low), 1):.1f}" height="6" rx="3" '
+        f'fill="{WINDOW_COLOUR}" opacity="0.45"/>'
+        f'<circle cx="{x(interval.value):.1f}" cy="{y}" r="3.5" fill="{WINDOW_COLOUR}"/>'
+        f'<text x="{x(0):.1f}" y="{height - 1}" font-size="8" fill="#5a6675">0</text>'
+        f'<text x="{x(1):.1f}" y="{height - 1}" font-size="8" fill="#5a6675" '
+        'text-anchor="end">1</text></svg>'
+    )
+
+
+def _versions_section(summary: MonitorSummary) -> str:
+    """Each model version the window holds: rows, decisions, realised recall and precision."""
+    total = sum(v.rows for v in summary.versions) or 1
+    floor = summary.performance.recall_floor
+    rows = []
+    for v in summary.versions:
+        production = v.version == summary.model_version
+        name = html.escape(v.version) + (
+            ' <span class="tag ok">production</span>' if production else ""
+        )
+        rate = "n/a" if v.positive_rate is None else f"{v.positive_rate:.1%}"
+        recall = _interval_text(v.recall) or (
+            f"too few labels ({v.labelled_positives} strokes)"
+            if v.labelled_positives < summary.performance.min_labelled_positives
+            else "n/a"
+        )
+        rows.append(
+            f"<tr><td><b>{name}</b></td><td class='num'>{v.rows}</td>"
+            f"<td class='num'>{v.rows / total:.1%}</td><td class='num'>{rate}</td>"
+            f"<td class='num'>{v.labelled_rows} / {v.labelled_positives}</td>"
+            f"<td class='num'>{recall}</td><td>{_interval_bar(v.recall, floor)}</td>"
+            f"<td class='num'>{_interval_text(v.precision) or 'n/a'}</td></tr>"
+        )
+    return (
+        "<p>The window holds requests answered by more than one model version (a traffic "
+        "split). Drift above is judged for the production version only; here each version's "
+        "own rows, positive-decision rate and realised performance on its labelled rows (Wilson "
+        f"95 % intervals, shown from {summary.performance.min_labelled_positives} labelled "
+        "strokes; the dashed line is the gate's recall floor). <code>stroke-mlops compare</code> "
+        "gives the verdict between two versions.</p>"
+        "<table><tr><th>version</th><th class=num>rows</th><th class=num>share</th>"
+        "<th class=num>positive decisions</th><th class=num>labelled rows / strokes</th>"
+        "<th class=num>realised recall (95% CI)</th><th>recall on 0–1, gate floor dashed</th>"
+        f"<th class=num>realised precision (95% CI)</th></tr>{''.join(rows)}</table>"
+    )
+
+
+def _interval_text(interval: Interval) -> str:
+    if interval.value is None or interval.low is None or interval.high is None:
+        return ""
+    return f"{interval.value:.3f} <small>({interval.low:.3f}–{interval.high:.3f})</small>"
+
+
 def _quality_section(quality: DataQuality) -> str:
     missing_rows = "".join(
         f"<tr><td>{html.escape(name)}</td><td class='num'>{share:.1%}</td>"
@@ -253,7 +323,14 @@ def render_report(summary: MonitorSummary) -> str:
         "<h1>Stroke model monitor</h1>"
         f'<div class="meta">model version <b>{title}</b> · window {html.escape(window)} · '
         f"{summary.rows} rows judged against {summary.reference_rows} reference rows · "
-        f"generated {html.escape(summary.generated_at)}</div>"
+        f"generated {html.escape(summary.generated_at)}"
+        + (
+            f' · <a href="#versions">{len(summary.versions)} model versions</a> answered in '
+            "this window"
+            if len(summary.versions) > 1
+            else ""
+        )
+        + "</div>"
         f'<div class="verdict" style="background:{colour}"><b>{verdict}</b>'
         f"<ul>{reasons}</ul></div>"
         f'<div class="cards">{cards}</div>'
@@ -264,7 +341,14 @@ def render_report(summary: MonitorSummary) -> str:
         f"{prediction.reference_positive_rate:.1%}.</p>"
         f"{_TABLE_HEAD}{_rows(prediction.checks)}</table>"
         f"<h2 id=quality>Data quality</h2>{_quality_section(quality)}"
-        f"<h2 id=performance>Realised performance (feedback labels)</h2>"
+        "<h2 id=performance>Realised performance (feedback labels)"
+        + (f" of {title}" if len(summary.versions) > 1 else "")
+        + "</h2>"
         f"{_performance_section(summary.performance)}"
-        "</body></html>\n"
+        + (
+            f"<h2 id=versions>Model versions</h2>{_versions_section(summary)}"
+            if len(summary.versions) > 1
+            else ""
+        )
+        + "</body></html>\n"
     )

@@ -116,6 +116,30 @@ class Performance:
 
 
 @dataclass(frozen=True)
+class VersionSlice:
+    """One model version's share of the window (the report's per-version section): its rows,
+    positive-decision rate and realised performance (Wilson 95 %; n/a under the label minimum)."""
+
+    version: str
+    rows: int
+    positive_rate: float | None
+    labelled_rows: int
+    labelled_positives: int
+    recall: Interval
+    precision: Interval
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VersionSlice:
+        return cls(
+            **{
+                **data,
+                "recall": Interval(**data["recall"]),
+                "precision": Interval(**data["precision"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
 class MonitorSummary:
     """What ``summary.json`` holds; ``drift_detected`` and ``recommendation`` drive retraining."""
 
@@ -137,6 +161,8 @@ class MonitorSummary:
     generated_at: str
     seconds: float = 0.0
     drifted_features: list[str] = field(default_factory=list)
+    # every model version the window holds (production first), when it holds more than one
+    versions: list[VersionSlice] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,6 +179,7 @@ class MonitorSummary:
                 "prediction": PredictionDrift.from_dict(data["prediction"]),
                 "data_quality": DataQuality(**data["data_quality"]),
                 "performance": Performance.from_dict(data["performance"]),
+                "versions": [VersionSlice.from_dict(v) for v in data.get("versions", [])],
             }
         )
 

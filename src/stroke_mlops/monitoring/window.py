@@ -49,11 +49,14 @@ _NULLABLE_COLUMNS = frozenset(
 
 
 class WindowCounts:
-    """Counts of one model version's accepted rows, in the reference's bins (bounded memory)."""
+    """Counts of one model version's accepted rows, in the reference's bins (bounded memory).
+
+    Without a ``profile`` only rows, decisions, labels and what was left out are counted (the
+    per-version tallies of :mod:`stroke_mlops.monitoring.compare`): no feature is binned."""
 
     def __init__(
         self,
-        profile: ReferenceProfile,
+        profile: ReferenceProfile | None,
         model_version: str,
         labels: LabelIndex | None = None,
     ) -> None:
@@ -68,7 +71,8 @@ class WindowCounts:
         self.invalid_records: Counter[str] = Counter()  # reason (field: problem) → records
         self.duplicate_records = 0
         self.numeric = {
-            name: np.zeros(p.counts.size, dtype=np.int64) for name, p in profile.numeric.items()
+            name: np.zeros(p.counts.size, dtype=np.int64)
+            for name, p in (profile.numeric.items() if profile is not None else ())
         }
         self.missing: Counter[str] = Counter()
         self.categorical: dict[str, Counter[Any]] = {name: Counter() for name in _CATEGORICAL}
@@ -234,6 +238,8 @@ class WindowCounts:
         return fresh
 
     def _bin(self, name: str, array: np.ndarray) -> None:
+        if self.profile is None:  # a tally: features are not counted
+            return
         self.numeric[name] += stats.bin_counts(array, self.profile.numeric[name].edges)
         self.missing[name] += int(np.isnan(array).sum())
 
@@ -284,7 +290,8 @@ class WindowCounts:
 
         for index, (name, values) in enumerate(zip(_FEATURES, self._columns, strict=True)):
             if name in self.categorical:
-                self.categorical[name].update(kept(values))
+                if self.profile is not None:  # a tally does not count features
+                    self.categorical[name].update(kept(values))
                 values.clear()
             else:
                 self._bin(name, kept_numbers(self._number_parts[index]))

@@ -110,9 +110,12 @@ def render_table(summaries: list[VersionSummary]) -> str:
     ).rstrip()
 
 
-def rollback(store: ModelStore, version: str) -> tuple[ProductionPointer, str]:
+def rollback(
+    store: ModelStore, version: str, *, expected: str | None = None
+) -> tuple[ProductionPointer, str]:
     """Point production back at ``version``, an earlier complete version; returns (new pointer,
-    the version that was in production).
+    the version that was in production). With ``expected``, the pointer moves only while
+    production is still that version (the one a comparison found worse): compare-and-swap.
 
     Refused (StoreError) when nothing is in production, when ``version`` is already production
     or is not older than it (use promote to move forward), or when it is missing or fails its
@@ -132,4 +135,6 @@ def rollback(store: ModelStore, version: str) -> tuple[ProductionPointer, str]:
             f"{version} is newer than production {current.version}: a rollback goes back to an "
             "earlier version (a newer one goes through the pipeline's gate and promote)"
         )
-    return store.promote(version), current.version
+    if expected is None:
+        return store.promote(version), current.version
+    return store.promote(version, expected=expected), current.version

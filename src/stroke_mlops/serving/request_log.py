@@ -96,11 +96,13 @@ def encode_record(record: dict[str, Any]) -> bytes:
 class RequestLogSink:
     """Batches request records into JSON-lines objects written from a background thread.
 
-    ``write(key, body)`` is called with keys ``{prefix}/dt=YYYY-MM-DD/{HHMMSS}-{pid}-{seq}.jsonl``
-    (UTC). A batch is written when it holds ``batch_size`` records or ``flush_interval_s``
-    after its first record, whichever comes first, and on :meth:`close`. With
-    ``retention_days`` (which needs an :class:`ExpiringStore`) the thread deletes partitions
-    older than that many days when it starts and again on each new UTC day.
+    ``write(key, body)`` is called with keys
+    ``{prefix}/dt=YYYY-MM-DD/{HHMMSS}-{pid}-{sink}-{seq}.jsonl`` (UTC; ``sink`` is random per
+    sink, so predictors sharing a store, e.g. two versions behind a router whose pods all run as
+    pid 1, never write the same key). A batch is written when it holds ``batch_size`` records
+    or ``flush_interval_s`` after its first record, whichever comes first, and on :meth:`close`.
+    With ``retention_days`` (which needs an :class:`ExpiringStore`) the thread deletes
+    partitions older than that many days when it starts and again on each new UTC day.
     """
 
     def __init__(
@@ -142,6 +144,7 @@ class RequestLogSink:
         self._written_records = 0
         self._written_objects = 0
         self._sequence = 0
+        self._sink_id = uuid.uuid4().hex[:12]
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="request-log-sink", daemon=True)
         self._thread.start()
@@ -265,7 +268,7 @@ class RequestLogSink:
         self._sequence += 1
         key = (
             f"{self._prefix}/dt={now:%Y-%m-%d}/"
-            f"{now:%H%M%S}-{os.getpid()}-{self._sequence:06d}.jsonl"
+            f"{now:%H%M%S}-{os.getpid()}-{self._sink_id}-{self._sequence:06d}.jsonl"
         )
         try:
             self._write(key, b"".join(batch))
