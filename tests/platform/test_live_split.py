@@ -31,7 +31,7 @@ def _split(cli_env: dict[str, str], *extra: str) -> Any:
 def test_the_split_is_applied_and_kserve_runs_the_router_on_both_predictors(
     applied_overlays: dict[str, str], api: Any, cli_env: dict[str, str]
 ) -> None:
-    from kubernetes.client import AppsV1Api
+    from kubernetes.client import AppsV1Api, CoreV1Api
 
     result = _split(cli_env, "--apply")
     assert result.returncode == 0, result.stderr
@@ -60,6 +60,8 @@ def test_the_split_is_applied_and_kserve_runs_the_router_on_both_predictors(
     assert container.readiness_probe.http_get.path == "/readyz"
     assert container.readiness_probe.http_get.port == 8080
     assert not container.env  # no "propagate" headers in KServe's shipped router config
+    service = CoreV1Api(api).read_namespaced_service("stroke-ab-split", NAMESPACE)
+    assert [(p.port, p.target_port) for p in service.spec.ports] == [(80, 8080)]
 
 
 def test_a_graph_whose_weights_do_not_sum_to_100_is_refused_live(
