@@ -10,7 +10,10 @@ KServe at tag ``v0.20.0`` (commit ``1fb781055dd1``); the InferenceGraph rules ci
 ``pkg/apis/serving/v1alpha1/inference_graph_validation.go`` ("IGV:line") directly.
 
 Not modelled: rules for features we never emit (multi-node ``workerSpec``, KEDA, Knative mode,
-confidential serving, ``storageUris``), which are listed in the reference.
+confidential serving, ``storageUris``), which are listed in the reference. For InferenceGraphs
+only the validating webhook is transcribed (reporting every problem, where KServe stops at the
+first); strict decoding and the graph controller's lookup of each ``serviceName`` and its
+predictor URL are KServe's alone (``tools/platform/bin/kserve-admit``).
 """
 
 from __future__ import annotations

@@ -285,3 +285,98 @@ def test_inference_graph_validator_and_the_transcription_agree() -> None:
     )
     assert verdict.returncode == 1 and message in verdict.output, verdict.output
     assert [p.message for p in check_objects([_graph((90, 20))])] == [message]
+
+
+def _split(*extra: str) -> list[dict[str, Any]]:
+    return _dry_run("--model-uri", URI, "--challenger-uri", URI.replace("abc", "def"),
+                    "--challenger-percent", "30", *extra)  # fmt: skip
+
+
+def test_the_split_is_admitted_and_both_steps_resolve_to_the_path_our_server_answers() -> None:
+    objects = _split("--model-version", "v1", "--challenger-version", "v2")
+    kinds = [o["kind"] for o in objects]
+    assert kinds == ["ServingRuntime", "InferenceService", "InferenceService", "InferenceGraph"]
+    verdict = kserve_admit(objects)
+    assert verdict.returncode == 0, verdict.output
+    assert len(verdict.admitted) == 4
+    # KServe's controller takes the model name for the URL from --model_name, else from the
+    # service's name: without the argument the challenger would get .../stroke-challenger:predict.
+    resolved = [line for line in verdict.output.splitlines() if line.startswith("resolved ")]
+    assert [line.rsplit(" -> serviceUrl ", 1)[1] for line in resolved] == [
+        "http://address-of-stroke/v1/models/stroke:predict",
+        "http://address-of-stroke-challenger/v1/models/stroke:predict",
+    ]
+    assert check_objects(objects) == []
+
+
+def _split_graph(mutate: Callable[[dict[str, Any]], Any]) -> list[dict[str, Any]]:
+    objects = _split()
+    mutate(objects[-1])
+    return objects
+
+
+def _steps(graph: dict[str, Any]) -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = graph["spec"]["nodes"]["root"]["steps"]
+    return steps
+
+
+# (id, how to break the emitted graph, KServe's message, whether our transcription covers it)
+BAD_GRAPHS: list[tuple[str, Callable[[dict[str, Any]], Any], str, bool]] = [
+    ("weights-sum-110", lambda g: _steps(g)[1].update(weight=40),
+     "InferenceGraph[stroke-split] Node[root] splitter node: the sum of traffic weights for all "
+     "routing targets should be 100", True),
+    ("weight-missing", lambda g: _steps(g)[1].pop("weight"),
+     "InferenceGraph[stroke-split] Node[root] Route[stroke-challenger] missing the 'Weight'", True),
+    ("no-root", lambda g: g["spec"].update(nodes={"split": g["spec"]["nodes"]["root"]}),
+     "root node not found, InferenceGraph needs a node with name 'root' as the root node of the "
+     "graph", True),
+    ("same-step-names", lambda g: _steps(g)[1].update(name="champion"),
+     'Node "root" of InferenceGraph "stroke-split" contains more than one step with name '
+     '"champion"', True),
+    ("two-targets", lambda g: _steps(g)[1].update(serviceUrl="http://x/v1/models/stroke:predict"),
+     'Step 1 ("challenger") in node "root" of InferenceGraph "stroke-split" specifies more than '
+     "one of nodeName, serviceName, serviceUrl", True),
+    ("no-target", lambda g: _steps(g)[1].pop("serviceName"),
+     'Step 1 ("challenger") in node "root" of InferenceGraph "stroke-split" does not specify an '
+     "inference target", True),
+    ("bad-name", lambda g: g["metadata"].update(name="stroke.split"),
+     'The InferenceGraph "stroke.split" is invalid', True),
+    ("unknown-field", lambda g: _steps(g)[1].update(percent=30),
+     'strict decoding error: unknown field "spec.nodes.root.steps[1].percent"', False),
+    ("unknown-service", lambda g: _steps(g)[1].update(serviceName="stroke-candidate"),
+     "controller: Failed to find graph service stroke-candidate", False),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message", "covered"), [c[1:] for c in BAD_GRAPHS], ids=[c[0] for c in BAD_GRAPHS]
+)
+def test_known_bad_graphs_are_refused_in_kserves_words(
+    mutate: Callable[[dict[str, Any]], Any], message: str, covered: bool
+) -> None:
+    objects = _split_graph(mutate)
+    verdict = kserve_admit(objects)
+    assert verdict.returncode == 1, verdict.output
+    assert list(verdict.refused) == ["InferenceGraph stroke-mlops/stroke-split"] or (
+        list(verdict.refused) == ["InferenceGraph stroke-mlops/stroke.split"]
+    ), verdict.output
+    assert message in next(iter(verdict.refused.values())), verdict.output
+    problems = [p.message for p in check_objects(objects)]
+    if covered:  # the transcription says the same
+        assert len(problems) == 1 and problems[0] in next(iter(verdict.refused.values()))
+    else:  # strict decoding and the controller's lookup are KServe's alone
+        assert problems == []
+
+
+def test_kserve_admits_negative_weights_that_sum_to_100_and_our_deploy_refuses_them() -> None:
+    objects = _split_graph(lambda g: (_steps(g)[0].update(weight=110), _steps(g)[1].update(
+        weight=-10)))  # fmt: skip
+    assert kserve_admit(objects).returncode == 0  # no minimum in KServe's CRD or validator
+    for percent in ("-10", "0", "100", "110"):
+        done = subprocess.run(
+            [sys.executable, "-m", "stroke_mlops.cli", "deploy", "--dry-run", "--model-uri", URI,
+             "--challenger-uri", URI, "--challenger-percent", percent],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 2, done.stdout
+        assert "must be a whole number from 1 to 99" in done.stderr

@@ -91,6 +91,7 @@ STORAGE_URI_SCHEMES = ("s3", "gs", "pvc", "file", "https", "http", "hdfs", "webh
 _PLURALS = {
     (KSERVE_GROUP, "InferenceService"): "inferenceservices",
     (KSERVE_GROUP, "ServingRuntime"): "servingruntimes",
+    (KSERVE_GROUP, "InferenceGraph"): "inferencegraphs",
 }
 _DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _REQUEST_TIMEOUT_SECONDS = 30

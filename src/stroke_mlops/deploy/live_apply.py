@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 FIELD_MANAGER = "stroke-mlops"
 STORAGE_URI_ANNOTATION = "internal.serving.kserve.io/storage-initializer-sourceuri"
 INFERENCE_SERVICE_LABEL = "serving.kserve.io/inferenceservice"
+INFERENCE_GRAPH_LABEL = "serving.kserve.io/inferencegraph"  # KServe's InferenceGraphLabel
 REQUEST_TIMEOUT_SECONDS = 30
 DEFAULT_RECONCILE_TIMEOUT_SECONDS = 120.0
 
@@ -203,16 +204,72 @@ def wait_for_reconcile(
         time.sleep(poll)
 
 
+def wait_for_graph(
+    api_client: ApiClient,
+    *,
+    namespace: str,
+    name: str,
+    timeout: float = DEFAULT_RECONCILE_TIMEOUT_SECONDS,
+    poll: float = 0.5,
+) -> dict[str, str]:
+    """Wait until KServe's graph controller has made the router Deployment of InferenceGraph
+    ``name``; returns each step's ``serviceUrl`` from the router's ``--graph-json``
+    (``node/step`` -> URL), as the controller resolved them from the InferenceServices' status.
+
+    In Standard mode the controller first looks up every ``serviceName`` and resolves its
+    predictor URL; it requeues while a service is missing or has no address yet, and only then
+    creates the router Deployment (named like the graph).
+    """
+    import json
+
+    from kubernetes.client import AppsV1Api
+
+    apps = AppsV1Api(api_client)
+    deadline = time.monotonic() + timeout
+    while True:
+        deployments = apps.list_namespaced_deployment(
+            namespace,
+            label_selector=f"{INFERENCE_GRAPH_LABEL}={name}",
+            _request_timeout=REQUEST_TIMEOUT_SECONDS,
+        ).items
+        for deployment in deployments:
+            args = deployment.spec.template.spec.containers[0].args or []
+            if "--graph-json" in args[:-1]:
+                spec = json.loads(args[args.index("--graph-json") + 1])
+                return {
+                    f"{node_name}/{step.get('name', index)}": step.get("serviceUrl", "")
+                    for node_name, node in spec.get("nodes", {}).items()
+                    for index, step in enumerate(node.get("steps", []))
+                }
+        if time.monotonic() > deadline:
+            raise ReconcileFailedError(
+                f"InferenceGraph {namespace}/{name} was not reconciled into a router Deployment "
+                f"within {timeout:.0f}s (KServe's controller waits for every serviceName to "
+                "exist and have an address)"
+            )
+        time.sleep(poll)
+
+
 def apply_and_wait(
     manifests: Sequence[dict[str, Any]],
     *,
     api_client: ApiClient,
     timeout: float = DEFAULT_RECONCILE_TIMEOUT_SECONDS,
 ) -> list[str]:
-    """Apply ``manifests`` server-side, then wait for every InferenceService among them to be
-    reconciled. Returns readable lines; raises ApplyRefusedError or ReconcileFailedError."""
+    """Apply ``manifests`` server-side, then wait for every InferenceService and InferenceGraph
+    among them to be reconciled. Returns readable lines; raises ApplyRefusedError or
+    ReconcileFailedError."""
     lines = server_side_apply(manifests, api_client=api_client)
     for manifest in manifests:
+        if manifest.get("kind") == "InferenceGraph":
+            meta = manifest["metadata"]
+            urls = wait_for_graph(api_client, namespace=meta["namespace"], name=meta["name"],
+                                  timeout=timeout)  # fmt: skip
+            routes = ", ".join(f"{step} -> {url}" for step, url in urls.items())
+            lines.append(
+                f"reconciled {_describe(manifest)} into router Deployment {meta['name']}: {routes}"
+            )
+            continue
         if manifest.get("kind") != "InferenceService":
             continue
         meta = manifest["metadata"]

@@ -104,11 +104,12 @@ class ServerProcess:
         extra_args: Sequence[str] = (),
         public_key: Path | None = None,
         command: Sequence[str] | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         """``command`` replaces :func:`server_command` (another server on ``self.port``)."""
         self.model_uri = model_uri
-        self.port = port or free_port()
-        self.host = "127.0.0.1"
+        self.host = host
+        self.port = port or free_port(host)
         self._workdir = tempfile.TemporaryDirectory(prefix="stroke-server-")
         self.stdout_path = Path(self._workdir.name) / "stdout.jsonl"
         self.stderr_path = Path(self._workdir.name) / "stderr.log"

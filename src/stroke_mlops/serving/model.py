@@ -14,7 +14,8 @@ protocols through one code path:
   "base_value", "contributions": {feature: c}}, ...], ...}`` (see
   :mod:`stroke_mlops.serving.explain`), with predict()'s validation, limits and record.
 * V2 ``POST /v2/models/stroke/infer`` with one input per feature (FP64 / INT64 / BYTES, shape
-  ``[N]``) returns outputs ``probability`` (FP64) and ``decision`` (INT64), ``model_version`` set.
+  ``[N]``) returns outputs ``probability`` (FP64) and ``decision`` (INT64), ``model_version`` set
+  and ``parameters.prediction_id`` (V1: ``prediction_id`` in the body; both: ``x-prediction-id``).
 
 Both inference routes hand the raw body to ``predict()``, which decodes it strictly (V1: strict
 JSON; V2: :mod:`stroke_mlops.serving.protocol.v2_request`, JSON or binary tensors). Any bad input
@@ -262,6 +263,8 @@ class StrokeModel(Model):
                 ],
                 requested_outputs=result.v2.request_outputs,
                 use_binary_outputs=result.v2.use_binary_outputs,
+                # In the body too: KServe's InferenceGraph router passes no response header on.
+                parameters={"prediction_id": prediction_id},
             )
         else:
             response = predictions.v1_body(self.name)

@@ -1,7 +1,8 @@
 // Command kserve-admit runs KServe v0.20.0's own admission code on the objects in YAML files,
 // offline: the InferenceService defaulter (with KServe's shipped inferenceservice-config in
 // Standard mode) then InferenceServiceValidator, the controller's storageUri check, the
-// ServingRuntime/ClusterServingRuntime webhooks and InferenceGraphValidator.
+// ServingRuntime/ClusterServingRuntime webhooks and InferenceGraphValidator, then the graph
+// controller's service lookup and predictor-URL resolution.
 //
 // Usage: kserve-admit [-o DIR] FILE...
 // Exit 0: every KServe object admitted; 1: at least one refused (each named, with KServe's
@@ -33,6 +34,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"knative.dev/pkg/apis"
+	duckv1 "knative.dev/pkg/apis/duck/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -175,6 +178,8 @@ func strictDecode(raw []byte, into any) error {
 }
 
 type checker struct {
+	services map[string]*v1beta1.InferenceService // "namespace/name" -> defaulted, from the files
+	resolved []string                             // graph steps resolved to URLs
 	cfg      *kserveConfig
 	scheme   *runtime.Scheme
 	client   client.Client // holds the files' ServingRuntimes: the webhook compares against them
@@ -190,8 +195,15 @@ func newChecker(cfg *kserveConfig, docs []document) (*checker, error) {
 	}
 	builder := fake.NewClientBuilder().WithScheme(scheme)
 	runtimes := 0
+	services := map[string]*v1beta1.InferenceService{}
 	for _, d := range docs {
 		switch d.kind {
+		case "InferenceService":
+			isvc := &v1beta1.InferenceService{}
+			if strictDecode(d.raw, isvc) == nil {
+				isvc.DefaultInferenceService(cfg.isvc, cfg.deploy, cfg.security, nil, nil)
+				services[isvc.Namespace+"/"+isvc.Name] = isvc
+			}
 		case "ServingRuntime":
 			sr := &v1alpha1.ServingRuntime{}
 			if strictDecode(d.raw, sr) == nil {
@@ -206,7 +218,7 @@ func newChecker(cfg *kserveConfig, docs []document) (*checker, error) {
 			}
 		}
 	}
-	return &checker{cfg: cfg, scheme: scheme, client: builder.Build(), runtimes: runtimes}, nil
+	return &checker{services: services, cfg: cfg, scheme: scheme, client: builder.Build(), runtimes: runtimes}, nil
 }
 
 func isKServe(raw []byte) bool {
@@ -244,6 +256,7 @@ func (c *checker) check(ctx context.Context, d document) (any, error) {
 	case "ServingRuntime", "ClusterServingRuntime":
 		return c.checkRuntime(ctx, d)
 	case "InferenceGraph":
+		// KServe v0.20.0 registers no defaulter for InferenceGraph, only this validator.
 		ig := &v1alpha1.InferenceGraph{}
 		if err := strictDecode(d.raw, ig); err != nil {
 			return nil, err
@@ -251,12 +264,55 @@ func (c *checker) check(ctx context.Context, d document) (any, error) {
 		if _, err := (&v1alpha1.InferenceGraphValidator{}).ValidateCreate(ctx, ig); err != nil {
 			return nil, err
 		}
+		if err := c.resolveGraphServices(ctx, ig); err != nil {
+			return nil, fmt.Errorf("controller: %w", err)
+		}
 		return ig, nil
 	}
 	return nil, errSkip
 }
 
 var errSkip = errors.New("not a kind KServe admits")
+
+// addressPlaceholder stands for the address KServe writes into an InferenceService's status once
+// its Service exists (status.address.url); only the path after it is KServe's resolution here.
+const addressPlaceholder = "address-of-"
+
+// resolveGraphServices does what InferenceGraphReconciler.Reconcile does first for every step
+// naming a serviceName: find that InferenceService in the graph's namespace ("Failed to find
+// graph service", requeued for ever) and resolve its predictor URL with GetPredictorEndpoint,
+// the URL the router will POST to. Skipped when the files hold no InferenceService (then they
+// are expected to exist in the cluster already); the URL's path is resolved only when the files
+// also hold the runtimes. Each resolved step is printed as "resolved ...".
+func (c *checker) resolveGraphServices(ctx context.Context, ig *v1alpha1.InferenceGraph) error {
+	if len(c.services) == 0 {
+		return nil
+	}
+	for nodeName, node := range ig.Spec.Nodes {
+		for i, step := range node.Steps {
+			if step.ServiceName == "" || step.ServiceURL != "" {
+				continue
+			}
+			isvc, ok := c.services[ig.Namespace+"/"+step.ServiceName]
+			if !ok {
+				return fmt.Errorf("Failed to find graph service %s: no InferenceService %s/%s in the files "+
+					"(KServe's graph controller requeues until it exists)", step.ServiceName, ig.Namespace, step.ServiceName)
+			}
+			if c.runtimes == 0 {
+				continue
+			}
+			withAddress := isvc.DeepCopy()
+			withAddress.Status.Address = &duckv1.Addressable{URL: &apis.URL{Scheme: "http", Host: addressPlaceholder + step.ServiceName}}
+			url, err := isvcutils.GetPredictorEndpoint(ctx, c.client, withAddress)
+			if err != nil {
+				return fmt.Errorf("service %s: %w", step.ServiceName, err)
+			}
+			c.resolved = append(c.resolved, fmt.Sprintf("resolved InferenceGraph %s/%s node %s step %d (%s): serviceName %s -> serviceUrl %s",
+				ig.Namespace, ig.Name, nodeName, i, step.StepName, step.ServiceName, url))
+		}
+	}
+	return nil
+}
 
 // checkRuntimeSelection makes the predictor's runtime choices the controller makes on its first
 // reconcile (Predictor.reconcileModel and buildPodSpec in
@@ -410,6 +466,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 				}
 			}
 		}
+	}
+	for _, line := range chk.resolved {
+		fmt.Fprintln(stdout, line)
 	}
 	fmt.Fprintf(stdout, "kserve-admit (KServe v0.20.0, %s mode): %d admitted, %d refused, %d not KServe objects\n",
 		*mode, admitted, refused, skipped)
