@@ -238,9 +238,10 @@ class VersionTallies:
                 if isinstance(record, dict)
                 else getattr(record, "model_version", None)
             )
-            if self._window_for(version) is None:
+            window = self._window_for(version)
+            if window is None:
                 continue
-            group = groups.setdefault(version, ([], []))
+            group = groups.setdefault(window.model_version, ([], []))
             group[0].append(record)
             group[1].append(line_hash)
         for version, (grouped, hashes) in groups.items():
