@@ -28,6 +28,7 @@ _PROMQL_WORDS = {
     "sum", "min", "max", "avg", "count", "rate", "increase", "irate", "abs", "log2", "scalar",
     "histogram_quantile", "time", "by", "without", "on", "ignoring", "group_left",
     "group_right", "and", "or", "unless", "offset", "bool", "inf", "nan", "topk", "bottomk",
+    "vector",
 }  # fmt: skip
 _DURATION = r"\d+(ms|s|m|h|d|w|y)"
 _RULE_DURATION = re.compile(rf"^(0|({_DURATION})+)$")
@@ -203,6 +204,9 @@ def test_rules_cover_drift_refusals_and_dropped_logs(rule_object: dict[str, Any]
     assert "stroke_refused_requests_total" in read["StrokeRefusedRequestsSpike"]
     assert "stroke_request_log_dropped_records_total" in read["StrokeRequestLogDroppingRecords"]
     assert "stroke_request_log_write_failures_total" in read["StrokeRequestLogWritesFailing"]
+    assert {"stroke_monitor_realised_recall", "stroke_monitor_recall_floor"} <= read[
+        "StrokeRealisedRecallBelowFloor"
+    ]
     for name, rule in found.items():
         assert read[name] <= METRIC_NAMES, name
         assert rule["labels"]["severity"] in {"info", "warning", "critical"}, name
@@ -251,6 +255,16 @@ tests:
         values: 0x1440 1x60
       - series: stroke_monitor_drifted_features
         values: 0x1440 2x60
+      - series: stroke_monitor_realised_recall{{model_version="3",bound="high"}}
+        values: 0.9x1500
+      - series: stroke_monitor_recall_floor{{model_version="3"}}
+        values: 0.4x1500
+      - series: stroke_monitor_realised_recall{{model_version="4",bound="high"}}
+        values: 0.5x1440 0.3x60
+      - series: stroke_monitor_realised_recall{{model_version="4",bound="low"}}
+        values: 0.1x1500
+      - series: stroke_monitor_recall_floor{{model_version="4"}}
+        values: 0.4x1500
     alert_rule_test:
       - eval_time: 1430m
         alertname: StrokeRefusedRequestsSpike
@@ -274,6 +288,24 @@ tests:
         exp_alerts: []
       - eval_time: 1445m
         alertname: StrokeDataDriftDetected
+        exp_alerts:
+          - exp_labels: {{severity: warning}}
+      - eval_time: 1430m
+        alertname: StrokeRealisedRecallBelowFloor
+        exp_alerts: []
+      - eval_time: 1445m
+        alertname: StrokeRealisedRecallBelowFloor
+        exp_alerts:
+          - exp_labels: {{severity: critical, model_version: "4"}}
+  # A fresh Prometheus (no day of history) and a client whose every request is refused (no
+  # accepted series at all): the spike must still fire.
+  - interval: 1m
+    input_series:
+      - series: stroke_refused_requests_total{{reason="malformed_json"}}
+        values: 0+10x30
+    alert_rule_test:
+      - eval_time: 25m
+        alertname: StrokeRefusedRequestsSpike
         exp_alerts:
           - exp_labels: {{severity: warning}}
 """

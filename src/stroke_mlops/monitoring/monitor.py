@@ -44,6 +44,7 @@ from stroke_mlops.monitoring.summary import (
     Recommendation,
     Verdict,
 )
+from stroke_mlops.monitoring.version_outcomes import LabelledCounts, VersionOutcomes
 from stroke_mlops.monitoring.window import WindowCounts
 from stroke_mlops.training.promotion_gate import GateThresholds
 
@@ -119,7 +120,7 @@ def judge_window(
 
 
 def assess_performance(
-    window: WindowCounts,
+    window: WindowCounts | LabelledCounts,
     *,
     min_labelled_positives: int,
     recall_floor: float,
@@ -277,8 +278,10 @@ def run_monitor(
     reader = RequestLogReader(requests_uri, since=since, until=until)
     feedback = load_feedback(store_uri)
     window = WindowCounts(profile, version, feedback.index)
+    others = VersionOutcomes(feedback.index, skip_version=version)
     for record, line_hash in reader.lines():
         window.add(record, line_hash)
+        others.add(record)
     family = judge_window(profile, window, min_rows=min_rows, alpha=alpha)
     features = [r for r in family if r.section == "features"]
     floor = recall_floor
@@ -347,6 +350,12 @@ def run_monitor(
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         seconds=round(time.perf_counter() - started, 3),
         drifted_features=[r.name for r in features if r.verdict == "drift"],
+        other_versions={
+            other: assess_performance(
+                counts, min_labelled_positives=min_labelled_positives, recall_floor=floor
+            )
+            for other, counts in sorted(others.versions.items())
+        },
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / SUMMARY_FILE).write_text(summary.to_json())

@@ -137,6 +137,9 @@ class MonitorSummary:
     generated_at: str
     seconds: float = 0.0
     drifted_features: list[str] = field(default_factory=list)
+    # realised performance of each other model version in the window (a challenger beside
+    # production; see monitoring.version_outcomes), by version
+    other_versions: dict[str, Performance] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -153,6 +156,10 @@ class MonitorSummary:
                 "prediction": PredictionDrift.from_dict(data["prediction"]),
                 "data_quality": DataQuality(**data["data_quality"]),
                 "performance": Performance.from_dict(data["performance"]),
+                "other_versions": {
+                    version: Performance.from_dict(performance)
+                    for version, performance in (data.get("other_versions") or {}).items()
+                },
             }
         )
 
