@@ -12,12 +12,15 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
 import yaml
 
+from stroke_mlops import settings
 from stroke_mlops.serving.metrics import METRIC_NAMES
+from tests.k8s.k8s_objects import find
 
 MONITORING = Path(__file__).resolve().parents[2] / "manifests" / "monitoring"
 DASHBOARD = MONITORING / "grafana-dashboard.json"
@@ -30,6 +33,7 @@ _PROMQL_WORDS = {
     "group_right", "and", "or", "unless", "offset", "bool", "inf", "nan", "topk", "bottomk",
     "vector",
 }  # fmt: skip
+NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 _DURATION = r"\d+(ms|s|m|h|d|w|y)"
 _RULE_DURATION = re.compile(rf"^(0|({_DURATION})+)$")
 
@@ -102,8 +106,13 @@ def test_dashboard_queries_only_metrics_we_export(dashboard: dict[str, Any]) -> 
         "stroke_request_log_dropped_records_total",
         "stroke_request_log_write_failures_total",
         "stroke_monitor_drift_detected",
+        "stroke_monitor_realised_recall",
+        "stroke_monitor_realised_precision",
+        "stroke_monitor_drift_distance",
     ):
         assert required in shown, required
+    per_version = [t for t in dashboard_targets(dashboard) if '=~"$version"' in t["expr"]]
+    assert len(per_version) >= 8
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,3 +337,44 @@ def test_alerts_fire_on_a_burst_and_not_before(rule_object: dict[str, Any], tmp_
         cwd=tmp_path,
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Scrape targets and the Pushgateway, as the overlays render them
+
+
+def test_prometheus_reaches_every_predictor_and_the_gateway(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    runtime = find(objects, "ServingRuntime", "stroke-mlops-runtime")
+    port = runtime["spec"]["containers"][0]["ports"][0]["containerPort"]
+    monitor = find(objects, "PodMonitor", "stroke-mlops-predictors")["spec"]
+    policy = find(objects, "NetworkPolicy", "predictor-ingress")["spec"]
+    # the PodMonitor selects exactly the pods the predictor policy protects, on the served port
+    assert monitor["selector"] == policy["podSelector"]
+    assert [(e["portNumber"], e["path"]) for e in monitor["podMetricsEndpoints"]] == [
+        (port, "/metrics")
+    ]
+    allowed = policy["ingress"][0]
+    assert {"namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: "monitoring"}}} in allowed[
+        "from"
+    ]
+    assert allowed["ports"] == [{"protocol": "TCP", "port": port}]
+    # the gateway: where settings.CLUSTER_PUSHGATEWAY_URL points, scraped with honorLabels
+    url = urlsplit(settings.CLUSTER_PUSHGATEWAY_URL)
+    service = find(objects, "Service", "pushgateway", settings.NAMESPACE)
+    assert url.hostname == f"pushgateway.{settings.NAMESPACE}.svc.cluster.local"
+    assert [p["port"] for p in service["spec"]["ports"]] == [url.port]
+    scrape = find(objects, "ServiceMonitor", "stroke-mlops-pushgateway")["spec"]
+    assert scrape["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert scrape["endpoints"] == [
+        {"port": "http", "path": "/metrics", "interval": "30s", "honorLabels": True}
+    ]
+    pushers = find(objects, "NetworkPolicy", "pushgateway-ingress")["spec"]["ingress"][0]["from"]
+    namespaces = {s["namespaceSelector"]["matchLabels"][NAMESPACE_LABEL] for s in pushers[1:]}
+    assert namespaces == {"kubeflow", "monitoring"}  # the monitor step's pods, Prometheus
+    # the rules in the overlay are the file the live alert tests load
+    assert find(objects, "PrometheusRule", "stroke-mlops-predictor") == yaml.safe_load(
+        RULES.read_text()
+    ) | {"metadata": find(objects, "PrometheusRule", "stroke-mlops-predictor")["metadata"]}

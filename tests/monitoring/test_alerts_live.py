@@ -57,6 +57,7 @@ CHALLENGER = "v2-challenger"
 BATCH = 10  # rows per request
 ROWS = 300  # rows per version in the calm window
 PREDICT = f"/v1/models/{schema.MODEL_NAME}:predict"
+DASHBOARD = Path(__file__).resolve().parents[2] / "manifests/monitoring/grafana-dashboard.json"
 
 
 def _start(model_dir: Path, log_dir: Path) -> ServerProcess:
@@ -269,3 +270,14 @@ def test_each_shipped_alert_fires_on_its_cause_and_only_then(
     )
     expected |= {"StrokeRequestLogDroppingRecords", "StrokeRequestLogWritesFailing"}
     expect_firing(stack, expected, {"StrokeRequestLogDroppingRecords"})
+
+    # The Grafana dashboard's queries run on this Prometheus; each per-version panel shows both
+    # versions (or, for the monitor's recall, the versions with enough labels).
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            expr = target["expr"].replace("$__rate_interval", "1m").replace("$__range", "5m")
+            result = stack.query(expr.replace("$version", ".+"))
+            if "model_version" in target["legendFormat"]:
+                versions = {r["metric"].get("model_version") for r in result}
+                assert versions in ({VERSION, CHALLENGER}, {CHALLENGER}), (panel["title"], expr)
