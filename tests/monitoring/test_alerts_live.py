@@ -189,8 +189,11 @@ def wait_logged(predictors: Predictors, records: int) -> None:
 def expect_firing(stack: AlertStack, expected: set[str], newly: set[str]) -> dict[str, Any]:
     """Wait for ``newly`` to fire, let the rules run a few more rounds, then check the whole
     active set is ``expected``."""
+    started = time.monotonic()
     for name in newly:
         stack.wait_firing(name, timeout_s=45)
+    seconds = time.monotonic() - started
+    print(f"{', '.join(sorted(newly))}: in the Alertmanager {seconds:.1f} s after the cause")
     time.sleep(4 * stack.interval_s)
     firing = stack.firing()
     assert set(firing) == expected, firing
@@ -207,6 +210,8 @@ def test_each_shipped_alert_fires_on_its_cause_and_only_then(
 ) -> None:
     pool = monitored_store.window_pool.sample(n=ROWS, random_state=7)
     gateway = stack.pushgateway_url
+    wait(stack.targets_up, "the first scrape of both predictors and the gateway")
+    assert stack.query('{__name__=~"stroke_monitor_.+"}') == []  # nothing left from another run
 
     # 1. Calm: both versions serve the same undrifted rows; labels agree with production's
     # decisions (recall 1); the challenger has no labels yet. Nothing may fire.

@@ -188,6 +188,9 @@ class AlertStack:
             [
                 BINARIES["prometheus-pushgateway"],
                 f"--web.listen-address=127.0.0.1:{self.ports['pushgateway']}",
+                # Debian's build persists to /var/lib/prometheus/pushgateway.data by default and
+                # reloads it at start: one run's pushes would greet the next. Memory only.
+                "--persistence.file=",
             ],
         )
         self._spawn(
