@@ -13,11 +13,13 @@ def monitor_window(
     since: str,
     until: str,
     min_rows: int,
+    pushgateway_url: str,
     summary: Output[Artifact],
     metrics: Output[Metrics],
     report: Output[HTML],
 ) -> NamedTuple("Verdict", [("recommendation", str), ("drift_detected", bool)]):  # type: ignore[valid-type]
-    """Judge the window against the production version's reference set (summary.json + HTML)."""
+    """Judge the window against the production version's reference set (summary.json + HTML);
+    push its gauges to the Pushgateway at ``pushgateway_url`` unless it is empty."""
     from pathlib import Path
 
     from stroke_mlops import steps
@@ -32,6 +34,7 @@ def monitor_window(
         min_rows=min_rows,
         summary_path=Path(summary.path),
         report_path=Path(report.path),
+        pushgateway_url=pushgateway_url,
     )
     for name, value in verdict.metrics.items():
         metrics.log_metric(name, value)

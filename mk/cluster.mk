@@ -36,6 +36,9 @@ KFP_VERSION ?= 2.17.0
 KFP_MANIFESTS := github.com/kubeflow/pipelines/manifests/kustomize
 # Matches the vendored CRDs (tools/crds/kserve) and the admission rules in tools/kserve_admission.py.
 KSERVE_VERSION ?= v0.20.0
+# CRDs only (ServiceMonitor, PodMonitor, PrometheusRule of manifests/monitoring); the same release's
+# CRDs are vendored in tools/crds/prometheus-operator for make validate-manifests.
+PROMETHEUS_OPERATOR_VERSION ?= v0.93.0
 CERT_MANAGER_VERSION ?= v1.17.0
 
 APP_NAMESPACE := stroke-mlops
@@ -102,6 +105,8 @@ cluster-platform:
 	  --version $(KSERVE_VERSION) --namespace kserve --wait \
 	  --set kserve.controller.deploymentMode=Standard \
 	  --set kserve.controller.gateway.disableIngressCreation=true
+	@echo "==> prometheus-operator $(PROMETHEUS_OPERATOR_VERSION) CRDs (manifests/monitoring's ServiceMonitor, PodMonitor, PrometheusRule)"
+	$(KUBECTL) apply --server-side -f https://github.com/prometheus-operator/prometheus-operator/releases/download/$(PROMETHEUS_OPERATOR_VERSION)/stripped-down-crds.yaml
 	@echo "==> waiting for Kubeflow Pipelines (the first start pulls its images: up to 20 min)"
 	$(KUBECTL) -n kubeflow wait --for=condition=Available deployment --all --timeout=20m
 

@@ -40,6 +40,8 @@ def build_loop_pipeline(cluster: ClusterConfig | None = None) -> Callable[..., A
     """Return the loop pipeline function, wired for a cluster when ``cluster`` is given."""
     training = build_pipeline(cluster)
     gate_defaults = {name: float(_defaults(training)[name]) for name in GATE_PARAMETERS}
+    # The monitor pushes its verdict to the cluster's Pushgateway; local runs push nowhere.
+    pushgateway_default = settings.CLUSTER_PUSHGATEWAY_URL if cluster is not None else ""
 
     @dsl.pipeline(
         name=LOOP_PIPELINE_NAME,
@@ -58,6 +60,7 @@ def build_loop_pipeline(cluster: ClusterConfig | None = None) -> Callable[..., A
         min_precision: float = gate_defaults["min_precision"],
         min_roc_auc: float = gate_defaults["min_roc_auc"],
         champion_tolerance: float = gate_defaults["champion_tolerance"],
+        pushgateway_url: str = pushgateway_default,
     ) -> None:
         window = configure_task(
             collect_window(requests_uri=requests_uri, window_hours=window_hours, until=until),
@@ -73,6 +76,7 @@ def build_loop_pipeline(cluster: ClusterConfig | None = None) -> Callable[..., A
                 since=window.outputs["since"],
                 until=window.outputs["until"],
                 min_rows=min_rows,
+                pushgateway_url=pushgateway_url,
             ),
             cluster,
             s3=True,

@@ -2,7 +2,9 @@
 
 Built-in kinds are checked against the strict JSON schemas that ``kubernetes-validate`` ships for
 ``KUBERNETES_VERSION``; KServe kinds against the openAPIV3Schema of their CustomResourceDefinition
-(``tools/crds/kserve``, vendored from KServe v0.20.0, or ``$KSERVE_CRD_DIR``), tightened the way a
+(``tools/crds/kserve``, vendored from KServe v0.20.0, or ``$KSERVE_CRD_DIR``), prometheus-operator's
+ServiceMonitor, PodMonitor and PrometheusRule against theirs (``tools/crds/prometheus-operator``,
+vendored from v0.93.0), tightened the way a
 strict API server treats them: every object schema that does not preserve unknown fields rejects
 them. CEL rules (``x-kubernetes-validations``) and admission webhooks are not evaluated.
 
@@ -38,6 +40,8 @@ KUBERNETES_VERSION = "1.34"
 CRD_DIR_ENV = "KSERVE_CRD_DIR"
 _REPO_ROOT = Path(__file__).resolve().parents[1]
 _DEFAULT_CRD_DIR = _REPO_ROOT / "tools" / "crds" / "kserve"
+# prometheus-operator's ServiceMonitor, PodMonitor and PrometheusRule (manifests/monitoring)
+_MONITORING_CRD_DIR = _REPO_ROOT / "tools" / "crds" / "prometheus-operator"
 _K8S_DEFINITIONS_ID = "https://kubernetes.io/api/_definitions.json"
 _OBJECT_META_REF = f"{_K8S_DEFINITIONS_ID}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 _KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -208,7 +212,7 @@ def validate_object(
     group, _, version = api_version.rpartition("/")
     crd_dir = crd_dir or default_crd_dir()
     crds = _load_crds(crd_dir) if crd_dir.is_dir() else {}
-    crd = crds.get((group, kind))
+    crd = crds.get((group, kind)) or _load_crds(_MONITORING_CRD_DIR).get((group, kind))
     if crd is not None:
         schema = crd.served.get(version)
         if schema is None:

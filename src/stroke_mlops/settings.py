@@ -20,6 +20,9 @@ CLUSTER_S3_REGION = "us-east-1"
 CLUSTER_STORE_URI = f"s3://{BUCKET}/models"
 CLUSTER_REQUEST_LOG_URI = f"s3://{BUCKET}/request-logs"
 CLUSTER_DATA_URI = f"s3://{BUCKET}/data/healthcare-dataset-stroke-data.csv"
+# Prometheus: the Pushgateway the monitor pushes its verdict to (manifests/monitoring)
+CLUSTER_PUSHGATEWAY_URL = f"http://pushgateway.{NAMESPACE}.svc.cluster.local:9091"
+PUSHGATEWAY_URL_ENV = "STROKE_PUSHGATEWAY_URL"  # the CLI's default for monitor --pushgateway
 
 # Kubeflow Pipelines
 KFP_API = "http://127.0.0.1:8888"  # e.g. a port-forward of ml-pipeline-ui

@@ -480,12 +480,15 @@ def monitor_request_window(
     min_rows: int,
     summary_path: Path,
     report_path: Path,
+    pushgateway_url: str = "",
 ) -> WindowVerdict:
     """Judge the window against the production version's reference set; writes the monitor's
-    summary.json and HTML report to the given paths."""
+    summary.json and HTML report to the given paths, and pushes its gauges to the Pushgateway
+    at ``pushgateway_url`` when one is given (a failed push is logged; the verdict stands)."""
     import shutil
 
     from stroke_mlops.monitoring.monitor import REPORT_FILE, SUMMARY_FILE, run_monitor
+    from stroke_mlops.monitoring.prometheus_push import PushError, push_summary
 
     with tempfile.TemporaryDirectory(prefix="monitor-") as scratch:
         result = run_monitor(
@@ -498,6 +501,11 @@ def monitor_request_window(
         )
         shutil.copyfile(Path(scratch) / SUMMARY_FILE, summary_path)
         shutil.copyfile(Path(scratch) / REPORT_FILE, report_path)
+    if pushgateway_url:
+        try:
+            push_summary(result, pushgateway_url)
+        except PushError as error:
+            log.warning("monitor: metrics not pushed (the report is kept): %s", error)
     metrics: dict[str, float] = {
         "rows": result.rows,
         "drift_detected": int(result.drift_detected),

@@ -47,6 +47,13 @@ def test_overlay_holds_exactly_the_expected_objects(overlay: Rendered) -> None:
         ("Service", "stroke-mlops", APP),
         ("Role", "stroke-mlops", "inferenceservice-deployer"),
         ("RoleBinding", "stroke-mlops", "pipeline-runner-inferenceservice-deployer"),
+        # manifests/monitoring (a kustomize Component both overlays include)
+        ("Deployment", "stroke-mlops", "pushgateway"),
+        ("Service", "stroke-mlops", "pushgateway"),
+        ("NetworkPolicy", "stroke-mlops", "pushgateway-ingress"),
+        ("PodMonitor", "stroke-mlops", "stroke-mlops-predictors"),
+        ("ServiceMonitor", "stroke-mlops", "stroke-mlops-pushgateway"),
+        ("PrometheusRule", "stroke-mlops", "stroke-mlops-predictor"),
     }
 
 
@@ -186,7 +193,9 @@ def test_minio_accepts_s3_traffic_only_from_its_namespace_and_kubeflow(overlay: 
     assert rule["ports"] == [{"protocol": "TCP", "port": 9000}]
 
 
-def test_predictor_pods_accept_inference_only_from_their_namespace(overlay: Rendered) -> None:
+def test_predictor_pods_accept_inference_only_from_their_namespace_and_prometheus(
+    overlay: Rendered,
+) -> None:
     _, objects = overlay
     policy = find(objects, "NetworkPolicy", "predictor-ingress", "stroke-mlops")["spec"]
     # The label KServe v0.20 puts on every predictor pod (constants.InferenceServicePodLabelKey).
@@ -195,7 +204,11 @@ def test_predictor_pods_accept_inference_only_from_their_namespace(overlay: Rend
     }
     assert policy["policyTypes"] == ["Ingress"]
     (rule,) = policy["ingress"]
-    assert rule["from"] == [{"podSelector": {}}]
+    assert rule["from"] == [
+        {"podSelector": {}},
+        # Prometheus' scrapes (manifests/monitoring): a NetworkPolicy cannot limit them to /metrics
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}},
+    ]
     assert rule["ports"] == [{"protocol": "TCP", "port": kserve_objects.HTTP_PORT}]
 
 

@@ -12,12 +12,15 @@ import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
 import yaml
 
+from stroke_mlops import settings
 from stroke_mlops.serving.metrics import METRIC_NAMES
+from tests.k8s.k8s_objects import find
 
 MONITORING = Path(__file__).resolve().parents[2] / "manifests" / "monitoring"
 DASHBOARD = MONITORING / "grafana-dashboard.json"
@@ -28,7 +31,9 @@ _PROMQL_WORDS = {
     "sum", "min", "max", "avg", "count", "rate", "increase", "irate", "abs", "log2", "scalar",
     "histogram_quantile", "time", "by", "without", "on", "ignoring", "group_left",
     "group_right", "and", "or", "unless", "offset", "bool", "inf", "nan", "topk", "bottomk",
+    "vector",
 }  # fmt: skip
+NAMESPACE_LABEL = "kubernetes.io/metadata.name"
 _DURATION = r"\d+(ms|s|m|h|d|w|y)"
 _RULE_DURATION = re.compile(rf"^(0|({_DURATION})+)$")
 
@@ -101,8 +106,13 @@ def test_dashboard_queries_only_metrics_we_export(dashboard: dict[str, Any]) -> 
         "stroke_request_log_dropped_records_total",
         "stroke_request_log_write_failures_total",
         "stroke_monitor_drift_detected",
+        "stroke_monitor_realised_recall",
+        "stroke_monitor_realised_precision",
+        "stroke_monitor_drift_distance",
     ):
         assert required in shown, required
+    per_version = [t for t in dashboard_targets(dashboard) if '=~"$version"' in t["expr"]]
+    assert len(per_version) >= 8
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,6 +213,9 @@ def test_rules_cover_drift_refusals_and_dropped_logs(rule_object: dict[str, Any]
     assert "stroke_refused_requests_total" in read["StrokeRefusedRequestsSpike"]
     assert "stroke_request_log_dropped_records_total" in read["StrokeRequestLogDroppingRecords"]
     assert "stroke_request_log_write_failures_total" in read["StrokeRequestLogWritesFailing"]
+    assert {"stroke_monitor_realised_recall", "stroke_monitor_recall_floor"} <= read[
+        "StrokeRealisedRecallBelowFloor"
+    ]
     for name, rule in found.items():
         assert read[name] <= METRIC_NAMES, name
         assert rule["labels"]["severity"] in {"info", "warning", "critical"}, name
@@ -251,6 +264,16 @@ tests:
         values: 0x1440 1x60
       - series: stroke_monitor_drifted_features
         values: 0x1440 2x60
+      - series: stroke_monitor_realised_recall{{model_version="3",bound="high"}}
+        values: 0.9x1500
+      - series: stroke_monitor_recall_floor{{model_version="3"}}
+        values: 0.4x1500
+      - series: stroke_monitor_realised_recall{{model_version="4",bound="high"}}
+        values: 0.5x1440 0.3x60
+      - series: stroke_monitor_realised_recall{{model_version="4",bound="low"}}
+        values: 0.1x1500
+      - series: stroke_monitor_recall_floor{{model_version="4"}}
+        values: 0.4x1500
     alert_rule_test:
       - eval_time: 1430m
         alertname: StrokeRefusedRequestsSpike
@@ -276,6 +299,24 @@ tests:
         alertname: StrokeDataDriftDetected
         exp_alerts:
           - exp_labels: {{severity: warning}}
+      - eval_time: 1430m
+        alertname: StrokeRealisedRecallBelowFloor
+        exp_alerts: []
+      - eval_time: 1445m
+        alertname: StrokeRealisedRecallBelowFloor
+        exp_alerts:
+          - exp_labels: {{severity: critical, model_version: "4"}}
+  # A fresh Prometheus (no day of history) and a client whose every request is refused (no
+  # accepted series at all): the spike must still fire.
+  - interval: 1m
+    input_series:
+      - series: stroke_refused_requests_total{{reason="malformed_json"}}
+        values: 0+10x30
+    alert_rule_test:
+      - eval_time: 25m
+        alertname: StrokeRefusedRequestsSpike
+        exp_alerts:
+          - exp_labels: {{severity: warning}}
 """
 
 
@@ -296,3 +337,44 @@ def test_alerts_fire_on_a_burst_and_not_before(rule_object: dict[str, Any], tmp_
         cwd=tmp_path,
     )
     assert ran.returncode == 0, ran.stdout + ran.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Scrape targets and the Pushgateway, as the overlays render them
+
+
+def test_prometheus_reaches_every_predictor_and_the_gateway(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    runtime = find(objects, "ServingRuntime", "stroke-mlops-runtime")
+    port = runtime["spec"]["containers"][0]["ports"][0]["containerPort"]
+    monitor = find(objects, "PodMonitor", "stroke-mlops-predictors")["spec"]
+    policy = find(objects, "NetworkPolicy", "predictor-ingress")["spec"]
+    # the PodMonitor selects exactly the pods the predictor policy protects, on the served port
+    assert monitor["selector"] == policy["podSelector"]
+    assert [(e["portNumber"], e["path"]) for e in monitor["podMetricsEndpoints"]] == [
+        (port, "/metrics")
+    ]
+    allowed = policy["ingress"][0]
+    assert {"namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: "monitoring"}}} in allowed[
+        "from"
+    ]
+    assert allowed["ports"] == [{"protocol": "TCP", "port": port}]
+    # the gateway: where settings.CLUSTER_PUSHGATEWAY_URL points, scraped with honorLabels
+    url = urlsplit(settings.CLUSTER_PUSHGATEWAY_URL)
+    service = find(objects, "Service", "pushgateway", settings.NAMESPACE)
+    assert url.hostname == f"pushgateway.{settings.NAMESPACE}.svc.cluster.local"
+    assert [p["port"] for p in service["spec"]["ports"]] == [url.port]
+    scrape = find(objects, "ServiceMonitor", "stroke-mlops-pushgateway")["spec"]
+    assert scrape["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert scrape["endpoints"] == [
+        {"port": "http", "path": "/metrics", "interval": "30s", "honorLabels": True}
+    ]
+    pushers = find(objects, "NetworkPolicy", "pushgateway-ingress")["spec"]["ingress"][0]["from"]
+    namespaces = {s["namespaceSelector"]["matchLabels"][NAMESPACE_LABEL] for s in pushers[1:]}
+    assert namespaces == {"kubeflow", "monitoring"}  # the monitor step's pods, Prometheus
+    # the rules in the overlay are the file the live alert tests load
+    assert find(objects, "PrometheusRule", "stroke-mlops-predictor") == yaml.safe_load(
+        RULES.read_text()
+    ) | {"metadata": find(objects, "PrometheusRule", "stroke-mlops-predictor")["metadata"]}

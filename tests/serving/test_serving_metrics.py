@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
 
 import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from stroke_mlops.serving.metrics import (
     METRIC_NAMES,
     REFUSAL_REASONS,
     ServingMetrics,
     count_missing,
-    drift_metrics_text,
     refusal_reason,
 )
 from stroke_mlops.serving.request_log import RequestLogSink
@@ -130,34 +127,6 @@ def test_counting_is_thread_safe(registry: CollectorRegistry) -> None:
 def test_count_missing_counts_nulls_per_feature() -> None:
     columns: dict[str, Any] = {"bmi": [None, 20.0, None], "age": (None,), "gender": ["Male"]}
     assert count_missing(columns, ["bmi", "age", "gender", "absent"]) == {"bmi": 2, "age": 1}
-
-
-@pytest.mark.parametrize(
-    ("summary", "expected"),
-    [
-        ({"drift_detected": True, "recommendation": "retrain", "rows": 300,
-          "drifted_features": ["age", "bmi"]}, (1.0, 2.0, 300.0)),
-        ({"drift_detected": False, "recommendation": "none", "rows": 500,
-          "features": [{"name": "age", "verdict": "no drift"}]}, (0.0, 0.0, 500.0)),
-        ({"drift_detected": False, "recommendation": "insufficient_data", "rows": 12},
-         (-1.0, 0.0, 12.0)),
-    ],
-)  # fmt: skip
-def test_a_monitor_summary_becomes_drift_gauges(
-    summary: dict[str, Any], expected: tuple[float, float, float]
-) -> None:
-    text = drift_metrics_text(json.loads(json.dumps(summary)), now=1_700_000_000.0).decode()
-    samples = {
-        s.name: s.value for family in text_string_to_metric_families(text) for s in family.samples
-    }
-    assert set(samples) <= METRIC_NAMES
-    found = (
-        samples["stroke_monitor_drift_detected"],
-        samples["stroke_monitor_drifted_features"],
-        samples["stroke_monitor_window_rows"],
-    )
-    assert found == expected
-    assert samples["stroke_monitor_last_run_timestamp_seconds"] == 1_700_000_000.0
 
 
 def test_small_and_large_batches_are_binned_alike() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,20 @@ def add_commands(commands: Any) -> None:
         help="fewer rows than this is insufficient data, never drift "
         f"(default {settings.LOOP.min_rows})",
     )
+    monitor.add_argument(
+        "--pushgateway",
+        metavar="URL",
+        default=os.environ.get(settings.PUSHGATEWAY_URL_ENV) or None,
+        help="push the verdict, drift statistics and realised recall as Prometheus gauges to "
+        f"this Pushgateway (default ${settings.PUSHGATEWAY_URL_ENV}); a failed push is reported "
+        "in one line and the report is kept",
+    )
+    monitor.add_argument(
+        "--push-timeout-s",
+        type=float,
+        default=None,
+        help="give up a push after this many seconds without progress (default 10)",
+    )
     monitor.set_defaults(handler=cmd_monitor)
 
     feedback = commands.add_parser(
@@ -67,8 +83,22 @@ def add_commands(commands: Any) -> None:
 
 def cmd_monitor(args: argparse.Namespace) -> int:
     from stroke_mlops.monitoring.monitor import DEFAULT_MIN_ROWS, REPORT_FILE, run_monitor
+    from stroke_mlops.monitoring.prometheus_push import (
+        DEFAULT_PUSH_TIMEOUT_S,
+        PushError,
+        check_gateway_url,
+        push_summary,
+    )
 
     output = Path(args.output)
+    timeout_s = DEFAULT_PUSH_TIMEOUT_S if args.push_timeout_s is None else args.push_timeout_s
+    if not timeout_s > 0:
+        raise UsageError(f"--push-timeout-s must be > 0; got {args.push_timeout_s}")
+    if args.pushgateway is not None:
+        try:
+            check_gateway_url(args.pushgateway)
+        except ValueError as error:
+            raise UsageError(f"--pushgateway: {error}") from None
     if output.exists() and not output.is_dir():
         raise UsageError(f"--output {output}: exists and is not a folder")
     if args.since is not None and args.until is not None and args.since >= args.until:
@@ -86,6 +116,13 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         f"monitor: {summary.recommendation} — {summary.rows} rows of {summary.model_version}, "
         f"drifted features: {drifted}; report {output / REPORT_FILE}"
     )
+    if args.pushgateway is not None:
+        try:
+            push_summary(summary, args.pushgateway, timeout_s=timeout_s)
+        except PushError as error:
+            print(f"monitor: metrics not pushed (the report is kept): {error}", file=sys.stderr)
+        else:
+            print(f"monitor: metrics pushed to {args.pushgateway}")
     return EXIT_OK
 
 

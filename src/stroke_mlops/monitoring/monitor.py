@@ -384,6 +384,13 @@ def run_monitor(
         seconds=round(time.perf_counter() - started, 3),
         drifted_features=[r.name for r in features if r.verdict == "drift"],
         versions=_version_slices(window, others, min_labelled_positives),
+        other_versions={
+            other: assess_performance(
+                counts, min_labelled_positives=min_labelled_positives, recall_floor=floor
+            )
+            for other, counts in sorted(others.windows.items())
+            if counts.rows
+        },
     )
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / SUMMARY_FILE).write_text(summary.to_json())

@@ -163,6 +163,9 @@ class MonitorSummary:
     drifted_features: list[str] = field(default_factory=list)
     # every model version the window holds (production first), when it holds more than one
     versions: list[VersionSlice] = field(default_factory=list)
+    # realised performance of each other model version in the window (a challenger beside
+    # production; tallied by monitoring.compare.VersionTallies), by version
+    other_versions: dict[str, Performance] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -180,6 +183,10 @@ class MonitorSummary:
                 "data_quality": DataQuality(**data["data_quality"]),
                 "performance": Performance.from_dict(data["performance"]),
                 "versions": [VersionSlice.from_dict(v) for v in data.get("versions", [])],
+                "other_versions": {
+                    version: Performance.from_dict(performance)
+                    for version, performance in (data.get("other_versions") or {}).items()
+                },
             }
         )
 

@@ -11,24 +11,22 @@ Every label has a bounded set of values: ``model_version`` (one per loaded model
 ``cause`` (:data:`DROP_CAUSES`). Nothing a client sends becomes a label value.
 
 :data:`METRIC_NAMES` lists every name we export (as Prometheus sees it), including the monitor's
-drift gauges that :func:`drift_metrics_text` renders from a monitor ``summary.json``; the shipped
-dashboard and alert rules are checked against it.
+gauges (``stroke_monitor_*``) that :mod:`stroke_mlops.monitoring.prometheus_push` pushes to a
+Pushgateway after each monitor run; the shipped dashboard and alert rules are checked against it.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any, Protocol
 
 import numpy as np
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import (
     CounterMetricFamily,
-    GaugeMetricFamily,
     HistogramMetricFamily,
     Metric,
 )
@@ -74,6 +72,13 @@ DRIFT_DETECTED = "stroke_monitor_drift_detected"
 DRIFTED_FEATURES = "stroke_monitor_drifted_features"
 MONITOR_ROWS = "stroke_monitor_window_rows"
 MONITOR_LAST_RUN = "stroke_monitor_last_run_timestamp_seconds"
+DRIFT_DISTANCE = "stroke_monitor_drift_distance"
+DRIFT_ADJUSTED_P = "stroke_monitor_drift_adjusted_p_value"
+DRIFT_CHECK_DETECTED = "stroke_monitor_drift_check_detected"
+REALISED_RECALL = "stroke_monitor_realised_recall"
+REALISED_PRECISION = "stroke_monitor_realised_precision"
+LABELLED_POSITIVES = "stroke_monitor_labelled_positives"
+RECALL_FLOOR = "stroke_monitor_recall_floor"
 
 # Every series name a scrape can show (histograms as their _bucket/_sum/_count series).
 METRIC_NAMES: frozenset[str] = frozenset(
@@ -92,6 +97,13 @@ METRIC_NAMES: frozenset[str] = frozenset(
         DRIFTED_FEATURES,
         MONITOR_ROWS,
         MONITOR_LAST_RUN,
+        DRIFT_DISTANCE,
+        DRIFT_ADJUSTED_P,
+        DRIFT_CHECK_DETECTED,
+        REALISED_RECALL,
+        REALISED_PRECISION,
+        LABELLED_POSITIVES,
+        RECALL_FLOOR,
     }
 )
 
@@ -320,43 +332,3 @@ def count_missing(columns: Mapping[str, Sequence[Any]], features: Iterable[str])
         if number:
             counts[feature] = number
     return counts
-
-
-def drift_metrics_text(summary: Mapping[str, Any], *, now: float | None = None) -> bytes:
-    """A monitor ``summary.json`` as Prometheus text (for a textfile collector or Pushgateway).
-
-    ``stroke_monitor_drift_detected`` is 1 when the window drifted, 0 when it did not, and -1
-    when the monitor had too little data to judge (``recommendation`` "insufficient_data").
-    """
-    registry = CollectorRegistry()
-    verdict = GaugeMetricFamily(
-        DRIFT_DETECTED,
-        "Monitor verdict on the last window: 1 drift, 0 none, -1 insufficient data",
-    )
-    insufficient = summary.get("recommendation") == "insufficient_data"
-    verdict.add_metric([], -1.0 if insufficient else float(bool(summary.get("drift_detected"))))
-    drifted = GaugeMetricFamily(DRIFTED_FEATURES, "Features judged drifted in the last window")
-    drifted.add_metric([], float(_drifted_count(summary)))
-    rows = GaugeMetricFamily(MONITOR_ROWS, "Logged requests in the last monitored window")
-    rows.add_metric([], float(summary.get("rows") or 0))
-    last_run = GaugeMetricFamily(MONITOR_LAST_RUN, "When the monitor last produced a verdict")
-    last_run.add_metric([], time.time() if now is None else now)
-    families = [verdict, drifted, rows, last_run]
-
-    class _Fixed(Collector):
-        def collect(self) -> Iterable[Metric]:
-            return families
-
-    registry.register(_Fixed())
-    return generate_latest(registry)
-
-
-def _drifted_count(summary: Mapping[str, Any]) -> int:
-    """``drifted_features`` (names) when given, else the features whose verdict is drift."""
-    names = summary.get("drifted_features")
-    if isinstance(names, list):
-        return len(names)
-    features = summary.get("features")
-    if not isinstance(features, list):
-        return 0
-    return sum(isinstance(f, Mapping) and f.get("verdict") == "drift" for f in features)
