@@ -11,7 +11,12 @@
 3. Replays the held-out test patients through the router, one request each.
 4. Later, their outcomes arrive: writes them as a feedback label file keyed by the
    ``prediction_id`` each answer carried, and records it with ``stroke-mlops feedback``.
-5. Prints the share each version answered, and stops every process it started (Ctrl-C too).
+5. Prints the share each version answered and ``stroke-mlops compare``'s verdict on the two.
+6. Alerts: Debian's Prometheus, Pushgateway and Alertmanager (``monitoring.alert_stack``, the
+   shipped rules with ``for:`` shortened to 1 s) scrape both predictors; after the replay a bad
+   client sends malformed requests through the router and ``StrokeRefusedRequestsSpike`` fires
+   in the Alertmanager (skipped, with a line, where those packages are not installed).
+Every process it started is stopped at the end (Ctrl-C too).
 
     .venv/bin/python -m tools.ab_demo [--data CSV] [--work-dir DIR] [--challenger-percent N]
 """
@@ -19,6 +24,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import http.client
 import json
@@ -37,6 +43,7 @@ import pandas as pd
 
 from stroke_mlops.data import dataset, schema
 from stroke_mlops.deploy.traffic_split import build_inference_graph, resolve_service_urls
+from stroke_mlops.monitoring.alert_stack import AlertStack, AlertStackError
 from stroke_mlops.monitoring.replay import as_instances
 from stroke_mlops.registry import signature, signing
 from stroke_mlops.registry.model_dir import write_model_dir
@@ -51,6 +58,8 @@ PREDICT_PATH = f"/v1/models/{schema.MODEL_NAME}:predict"
 SPLIT_SEED = 42
 PRECISION_FLOOR = 0.15
 SERVICES = {"champion": "stroke", "challenger": "stroke-challenger"}
+SPIKE_ALERT = "StrokeRefusedRequestsSpike"
+MALFORMED_REQUESTS = 400  # > 20 % of the replay's 1,022: the spike rule's ratio
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,68 @@ def _replay(router_ip: str, rows: Any) -> list[Answer]:
     return answers
 
 
+def _malformed_burst(router_ip: str, count: int) -> int:
+    """A bad client: ``count`` requests whose age is not a number; the refusals counted."""
+    connection = http.client.HTTPConnection(router_ip, kserve_router.ROUTER_PORT, timeout=30)
+    body = json.dumps({"instances": [{"age": "not a number"}]})
+    refused = 0
+    try:
+        for _ in range(count):
+            connection.request(
+                "POST", PREDICT_PATH, body=body, headers={"content-type": "application/json"}
+            )
+            response = connection.getresponse()
+            response.read()
+            refused += 400 <= response.status < 500
+    finally:
+        connection.close()
+    return refused
+
+
+def _start_alert_stack(
+    exits: contextlib.ExitStack, servers: dict[str, ServerProcess], work_dir: Path
+) -> AlertStack | None:
+    try:
+        stack = exits.enter_context(
+            AlertStack([f"{s.host}:{s.port}" for s in servers.values()], work_dir=work_dir)
+        )
+    except AlertStackError as error:
+        _say(f"alert check skipped: {error}")
+        return None
+    deadline = time.monotonic() + 30
+    while not stack.targets_up() and time.monotonic() < deadline:
+        time.sleep(0.25)
+    _say(f"Prometheus {stack.prometheus_url} scrapes both predictors; Alertmanager "
+         f"{stack.alertmanager_url}")  # fmt: skip
+    return stack
+
+
+def _check_alert(stack: AlertStack, router_ip: str) -> bool:
+    quiet = sorted(stack.firing())
+    _say(f"alerts firing after the replay: {', '.join(quiet) or 'none'}")
+    refused = _malformed_burst(router_ip, MALFORMED_REQUESTS)
+    _say(f"a bad client sent {MALFORMED_REQUESTS} malformed requests; {refused} refused (4xx)")
+    try:
+        fired = stack.wait_firing(SPIKE_ALERT, timeout_s=90)
+    except AlertStackError as error:
+        _say(f"alert check failed: {error}")
+        return False
+    _say(f"alert firing in the Alertmanager: {SPIKE_ALERT} {fired[0].get('severity', '')}")
+    return True
+
+
+def _compare(store_uri: str, logs: Path, versions: dict[str, str], output: Path) -> bool:
+    compared = subprocess.run(
+        [sys.executable, "-m", "stroke_mlops.cli", "compare", "--store", store_uri,
+         "--requests", str(logs), "--champion", versions["champion"],
+         "--challenger", versions["challenger"], "--output", str(output)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    for line in (compared.stdout + compared.stderr).strip().splitlines():
+        _say(line if line.startswith("compare") else f"compare: {line}")
+    return compared.returncode == 0
+
+
 def _write_labels(answers: list[Answer], path: Path) -> None:
     """The outcomes, known weeks later, keyed by the prediction id the predictor issued."""
     with path.open("w", newline="") as handle:
@@ -157,7 +228,8 @@ def run(data: Path, work_dir: Path, challenger_percent: int) -> int:
     _say(f"published both to {store_uri}; production is the champion {versions['champion']}")
 
     servers: dict[str, ServerProcess] = {}
-    with kserve_router.RouterNetwork() as network:
+    alert_fired: bool | None = None
+    with kserve_router.RouterNetwork() as network, contextlib.ExitStack() as exits:
         try:
             for role in versions:
                 servers[role] = ServerProcess(
@@ -171,6 +243,7 @@ def run(data: Path, work_dir: Path, challenger_percent: int) -> int:
                 ready, why = server.wait_ready(120)
                 if not ready:
                     raise RuntimeError(f"the {role} did not start: {why}\n{server.log_tail()}")
+            alerts = _start_alert_stack(exits, servers, work_dir / "alert-stack")
             urls = {
                 SERVICES[role]: f"http://{s.host}:{s.port}{PREDICT_PATH}"
                 for role, s in servers.items()
@@ -190,7 +263,10 @@ def run(data: Path, work_dir: Path, challenger_percent: int) -> int:
                     f"{len(split.test)} held-out patients"
                 )
                 answers = _replay(network.router_ip, split.test)
+                if alerts is not None:
+                    alert_fired = _check_alert(alerts, network.router_ip)
         finally:
+            exits.close()
             for server in servers.values():
                 server.cleanup()  # SIGTERM: each writes its last request-log batch
     labels = work_dir / "outcomes.csv"
@@ -221,12 +297,9 @@ def run(data: Path, work_dir: Path, challenger_percent: int) -> int:
     _say(f"outcomes arrived: {len(answers)} labels in {labels}; {said}")
     _report(answers, versions, challenger_percent)
 
-    # ==== LEAD: add the comparison and the alert check here ======================================
-    # stroke-mlops compare --store {store_uri} --requests {logs} \
-    #     --champion {versions['champion']} --challenger {versions['challenger']}   (branch compare)
-    # and the alert that fired (branch alerts).
-    # =============================================================================================
-    return 0
+    if not _compare(store_uri, logs, versions, work_dir / "compare.json"):
+        return 1
+    return 1 if alert_fired is False else 0
 
 
 def _report(answers: list[Answer], versions: dict[str, str], challenger_percent: int) -> None:
