@@ -2,7 +2,8 @@
 #
 #   make ab-demo   two predictors behind KServe's own router (make platform-tools builds it),
 #                  held-out patients replayed as traffic, their outcomes recorded as feedback,
-#                  the share each version answered, compare's verdict, an alert firing. Root: the router runs in its own network
+#                  the share each version answered, compare's verdict, an alert firing.
+#                  Root: the router runs in its own network
 #                  namespace (its port 8080 is fixed).
 AB_DEMO_DIR ?= outputs/ab-demo
 CHALLENGER_PERCENT ?= 30
