@@ -48,6 +48,9 @@ KSERVE_CONFIGMAP_FILE = "config/configmap/inferenceservice.yaml"
 KSERVE_STORAGE_CONTAINER_FILE = "charts/kserve-resources/files/common/storagecontainer.yaml"
 KSERVE_HELM_VALUES_FILE = "charts/kserve-resources/values.yaml"
 KSERVE_WEBHOOKS_FILE = "config/webhook/manifests.yaml"
+# manifests/monitoring's ServiceMonitor, PodMonitor and PrometheusRule need prometheus-operator's
+# CRDs; `make cluster-platform` installs the same release's (tools/crds/prometheus-operator/README).
+PROMETHEUS_OPERATOR_CRD_DIR = REPO_ROOT / "tools" / "crds" / "prometheus-operator"
 FIELD_MANAGER = "stroke-mlops-platform"
 PORT_NAMES = ("etcd_client", "etcd_peer", "apiserver", "controller_manager", "kserve_webhook",
               "kserve_metrics", "kserve_probe")  # fmt: skip
@@ -310,12 +313,17 @@ def _start_all(layout: Layout, deadline: float, log: Any) -> None:
     api_client = new_client_from_config(config_file=str(layout.kubeconfig))
     try:
         crds = [yaml.safe_load((module_dir / f).read_text()) for f in KSERVE_CRD_FILES]
+        crds += [yaml.safe_load(f.read_text())
+                 for f in sorted(PROMETHEUS_OPERATOR_CRD_DIR.glob("*.yaml"))]  # fmt: skip
         namespace = {"apiVersion": "v1", "kind": "Namespace",
                      "metadata": {"name": KSERVE_NAMESPACE}}  # fmt: skip
         _server_side_apply(api_client, [namespace, *crds, inference_service_config(module_dir)])
         _wait_crds_established(api_client, [crd["metadata"]["name"] for crd in crds], deadline)
         _server_side_apply(api_client, [default_storage_container(module_dir)])
-        log("platform: KServe v0.20.0 CRDs, inferenceservice-config, storage container installed")
+        log(
+            "platform: KServe v0.20.0 and prometheus-operator CRDs, inferenceservice-config, "
+            "storage container installed"
+        )
 
         kcm = processes.start(directory, "kube-controller-manager", [
             str(BIN_DIR / "kube-controller-manager"), "--kubeconfig", str(kcm_kubeconfig),
