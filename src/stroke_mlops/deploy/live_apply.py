@@ -13,12 +13,13 @@ the cluster's business (images, nodes) and is reported, not waited for.
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -29,6 +30,7 @@ INFERENCE_SERVICE_LABEL = "serving.kserve.io/inferenceservice"
 INFERENCE_GRAPH_LABEL = "serving.kserve.io/inferencegraph"  # KServe's InferenceGraphLabel
 REQUEST_TIMEOUT_SECONDS = 30
 DEFAULT_RECONCILE_TIMEOUT_SECONDS = 120.0
+T = TypeVar("T")
 
 
 class ClusterUnavailableError(RuntimeError):
@@ -168,6 +170,35 @@ def _warning_events(api_client: ApiClient, namespace: str, name: str) -> list[st
     return [f"{e.reason}: {e.message}" for e in events.items[-3:]]
 
 
+def _poll_deployments(
+    api_client: ApiClient,
+    *,
+    namespace: str,
+    label_selector: str,
+    found: Callable[[Any], T | None],
+    on_timeout: Callable[[], Exception],
+    timeout: float,
+    poll: float,
+) -> T:
+    """List the Deployments matching ``label_selector`` every ``poll`` seconds until ``found``
+    returns something for one of them; raise ``on_timeout()`` after ``timeout`` seconds."""
+    from kubernetes.client import AppsV1Api
+
+    apps = AppsV1Api(api_client)
+    deadline = time.monotonic() + timeout
+    while True:
+        deployments = apps.list_namespaced_deployment(
+            namespace, label_selector=label_selector, _request_timeout=REQUEST_TIMEOUT_SECONDS
+        ).items
+        for deployment in deployments:
+            result = found(deployment)
+            if result is not None:
+                return result
+        if time.monotonic() > deadline:
+            raise on_timeout()
+        time.sleep(poll)
+
+
 def wait_for_reconcile(
     api_client: ApiClient,
     *,
@@ -178,30 +209,32 @@ def wait_for_reconcile(
     poll: float = 0.5,
 ) -> Reconciled:
     """Wait until KServe's predictor Deployment for ``name`` serves ``storage_uri``."""
-    from kubernetes.client import AppsV1Api
 
-    apps = AppsV1Api(api_client)
-    deadline = time.monotonic() + timeout
-    while True:
-        deployments = apps.list_namespaced_deployment(
-            namespace,
-            label_selector=f"{INFERENCE_SERVICE_LABEL}={name}",
-            _request_timeout=REQUEST_TIMEOUT_SECONDS,
-        ).items
-        for deployment in deployments:
-            annotations = deployment.spec.template.metadata.annotations or {}
-            if annotations.get(STORAGE_URI_ANNOTATION) == storage_uri:
-                detail, ready = _isvc_status(api_client, namespace, name)
-                return Reconciled(deployment.metadata.name, ready, detail)
-        if time.monotonic() > deadline:
-            detail, _ = _isvc_status(api_client, namespace, name)
-            events = _warning_events(api_client, namespace, name)
-            raise ReconcileFailedError(
-                f"InferenceService {namespace}/{name} was not reconciled into a Deployment "
-                f"serving {storage_uri} within {timeout:.0f}s; status: {detail}"
-                + (f"; KServe said: {' | '.join(events)}" if events else "")
-            )
-        time.sleep(poll)
+    def serving_the_uri(deployment: Any) -> Reconciled | None:
+        annotations = deployment.spec.template.metadata.annotations or {}
+        if annotations.get(STORAGE_URI_ANNOTATION) != storage_uri:
+            return None
+        detail, ready = _isvc_status(api_client, namespace, name)
+        return Reconciled(deployment.metadata.name, ready, detail)
+
+    def not_reconciled() -> Exception:
+        detail, _ = _isvc_status(api_client, namespace, name)
+        events = _warning_events(api_client, namespace, name)
+        return ReconcileFailedError(
+            f"InferenceService {namespace}/{name} was not reconciled into a Deployment "
+            f"serving {storage_uri} within {timeout:.0f}s; status: {detail}"
+            + (f"; KServe said: {' | '.join(events)}" if events else "")
+        )
+
+    return _poll_deployments(
+        api_client,
+        namespace=namespace,
+        label_selector=f"{INFERENCE_SERVICE_LABEL}={name}",
+        found=serving_the_uri,
+        on_timeout=not_reconciled,
+        timeout=timeout,
+        poll=poll,
+    )
 
 
 def wait_for_graph(
@@ -220,34 +253,34 @@ def wait_for_graph(
     predictor URL; it requeues while a service is missing or has no address yet, and only then
     creates the router Deployment (named like the graph).
     """
-    import json
 
-    from kubernetes.client import AppsV1Api
+    def step_urls(deployment: Any) -> dict[str, str] | None:
+        args = deployment.spec.template.spec.containers[0].args or []
+        if "--graph-json" not in args[:-1]:
+            return None
+        spec = json.loads(args[args.index("--graph-json") + 1])
+        return {
+            f"{node_name}/{step.get('name', index)}": step.get("serviceUrl", "")
+            for node_name, node in spec.get("nodes", {}).items()
+            for index, step in enumerate(node.get("steps", []))
+        }
 
-    apps = AppsV1Api(api_client)
-    deadline = time.monotonic() + timeout
-    while True:
-        deployments = apps.list_namespaced_deployment(
-            namespace,
-            label_selector=f"{INFERENCE_GRAPH_LABEL}={name}",
-            _request_timeout=REQUEST_TIMEOUT_SECONDS,
-        ).items
-        for deployment in deployments:
-            args = deployment.spec.template.spec.containers[0].args or []
-            if "--graph-json" in args[:-1]:
-                spec = json.loads(args[args.index("--graph-json") + 1])
-                return {
-                    f"{node_name}/{step.get('name', index)}": step.get("serviceUrl", "")
-                    for node_name, node in spec.get("nodes", {}).items()
-                    for index, step in enumerate(node.get("steps", []))
-                }
-        if time.monotonic() > deadline:
-            raise ReconcileFailedError(
-                f"InferenceGraph {namespace}/{name} was not reconciled into a router Deployment "
-                f"within {timeout:.0f}s (KServe's controller waits for every serviceName to "
-                "exist and have an address)"
-            )
-        time.sleep(poll)
+    def no_router() -> Exception:
+        return ReconcileFailedError(
+            f"InferenceGraph {namespace}/{name} was not reconciled into a router Deployment "
+            f"within {timeout:.0f}s (KServe's controller waits for every serviceName to "
+            "exist and have an address)"
+        )
+
+    return _poll_deployments(
+        api_client,
+        namespace=namespace,
+        label_selector=f"{INFERENCE_GRAPH_LABEL}={name}",
+        found=step_urls,
+        on_timeout=no_router,
+        timeout=timeout,
+        poll=poll,
+    )
 
 
 def apply_and_wait(
