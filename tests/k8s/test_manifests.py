@@ -38,6 +38,7 @@ def test_overlay_holds_exactly_the_expected_objects(overlay: Rendered) -> None:
         ("Service", "stroke-mlops", "minio"),
         ("NetworkPolicy", "stroke-mlops", "minio-ingress"),
         ("NetworkPolicy", "stroke-mlops", "predictor-ingress"),
+        ("NetworkPolicy", "stroke-mlops", "app-ingress"),
         ("Job", "stroke-mlops", "create-bucket"),
         ("ServiceAccount", "stroke-mlops", "stroke-predictor"),
         ("Secret", "stroke-mlops", S3_SECRET),
@@ -191,6 +192,17 @@ def test_minio_accepts_s3_traffic_only_from_its_namespace_and_kubeflow(overlay: 
         {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kubeflow"}}},
     ]
     assert rule["ports"] == [{"protocol": "TCP", "port": 9000}]
+
+
+def test_no_pod_reaches_the_app_over_the_pod_network(overlay: Rendered) -> None:
+    """The app takes patient features and nothing in the cluster calls it: its policy selects its
+    pods and admits no ingress (port-forward and the kubelet's probes do not cross it)."""
+    _, objects = overlay
+    policy = find(objects, "NetworkPolicy", "app-ingress", "stroke-mlops")["spec"]
+    labels = find(objects, "Deployment", APP)["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["policyTypes"] == ["Ingress"]
+    assert policy.get("ingress", []) == []
 
 
 def test_predictor_pods_accept_inference_only_from_their_namespace_and_prometheus(
