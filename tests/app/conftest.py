@@ -30,6 +30,7 @@ from stroke_mlops.serving.infra_validation import ServerProcess
 from stroke_mlops.serving.model import StrokeModel
 from stroke_mlops.serving.request_log import RequestLogger, RequestLogSink, writer_for
 from tests.serving.model_dirs import fit_pipeline
+from tests.serving.ready import ready_server
 
 FIRST, SECOND = "20260101T000000Z-first", "20260102T000000Z-second"
 THRESHOLD = 0.5
@@ -111,15 +112,8 @@ def app_world(
 
 @pytest.fixture(scope="session")
 def predictor(app_world: AppWorld) -> Iterator[ServerProcess]:
-    server = ServerProcess(str(app_world.production_dir))
-    server.start()
-    try:
-        ready, why = server.wait_ready(90)
-        if not ready:
-            pytest.fail(f"{why}:\n{server.log_tail()}")
+    with ready_server(ServerProcess(str(app_world.production_dir))) as server:
         yield server
-    finally:
-        server.cleanup()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from stroke_mlops.monitoring.replay import as_instances
 from stroke_mlops.registry import signature
 from stroke_mlops.serving.infra_validation import ServerProcess
 from tests.serving.model_dirs import fit_pipeline, write_test_model_dir
+from tests.serving.ready import ready_server
 
 
 @pytest.fixture(scope="session")
@@ -93,11 +94,5 @@ def lr_server(lr_model_dir: Path, request_log_dir: Path) -> Iterator[ServerProce
     server = ServerProcess(
         str(lr_model_dir), extra_args=["--request-log-dir", str(request_log_dir)]
     )
-    server.start()
-    try:
-        ready, why = server.wait_ready(90)
-        if not ready:
-            pytest.fail(f"{why}:\n{server.log_tail()}")
+    with ready_server(server):
         yield server
-    finally:
-        server.cleanup()

@@ -28,6 +28,7 @@ from tests.serving.hostile import (
     rss_bytes,
     stderr_lines,
 )
+from tests.serving.ready import ready_server
 
 pytestmark = pytest.mark.integration
 
@@ -52,14 +53,8 @@ def server(lr_model_dir: Path) -> Iterator[ServerProcess]:
             str(BODY_TIMEOUT_S),
         ],
     )
-    process.start()
-    try:
-        ready, why = process.wait_ready(90)
-        if not ready:
-            pytest.fail(f"{why}:\n{process.log_tail()}")
+    with ready_server(process):
         yield process
-    finally:
-        process.cleanup()
 
 
 @pytest.fixture(scope="module")
