@@ -47,6 +47,9 @@ def test_a_bring_up_that_runs_out_of_time_names_the_component_and_stops_everythi
     layout = control_plane.Layout(tmp_path / "platform")
     with pytest.raises(processes.ComponentNotReadyError) as failure:
         control_plane.up(layout, timeout=0.05, log=lambda _line: None)
-    assert str(failure.value).startswith("etcd did not become ready")
-    assert "etcd.log" in str(failure.value)
+    # etcd usually; on a fast start etcd is ready within the budget and the next one runs out
+    message = str(failure.value)
+    component = message.split(" did not become ready", 1)[0]
+    assert component in control_plane.BINARIES, message
+    assert f"{component}.log" in message
     assert processes.running(layout.directory) == []
